@@ -1,0 +1,126 @@
+"""Reads the registry's settings from environment variables and rejects bad values at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_SCHEMA_PREFIX = "schemas/"
+DEFAULT_SEGMENT_API_HOST = "https://api.segment.io"
+# Long enough that a warm Lambda rarely goes back to S3, short enough that a schema push lands within a minute.
+DEFAULT_SCHEMA_CACHE_TTL_SECONDS = 60.0
+# The example Reflekt project the local server validates against when nothing else is configured.
+EXAMPLE_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "examples" / "reflekt-project" / "schemas"
+DEFAULT_EVENTS_DIR = ".registry"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    region: str | None
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the registry needs to run; built once per process by `from_env`."""
+
+    schemas: S3Location | Path
+    # None means "write events to local files" (only allowed for the local server).
+    valid_write_key: str | None
+    invalid_write_key: str | None
+    segment_api_host: str
+    # Empty means "accept any key" (only allowed for the local server).
+    allowed_write_keys: tuple[str, ...]
+    schema_cache_ttl: float
+    events_dir: Path
+    debug: bool
+
+    @property
+    def forwards_to_segment(self) -> bool:
+        return self.valid_write_key is not None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, local: bool = False) -> Settings:
+        env = os.environ if environ is None else environ
+        valid_key = _optional(env, "VALID_SEGMENT_WRITE_KEY")
+        invalid_key = _optional(env, "INVALID_SEGMENT_WRITE_KEY")
+        if (valid_key is None) != (invalid_key is None):
+            raise ConfigError("set both VALID_SEGMENT_WRITE_KEY and INVALID_SEGMENT_WRITE_KEY, or neither")
+        allowed = tuple(key.strip() for key in env.get("REGISTRY_WRITE_KEYS", "").split(",") if key.strip())
+        settings = cls(
+            schemas=_schema_location(env, local),
+            valid_write_key=valid_key,
+            invalid_write_key=invalid_key,
+            segment_api_host=_url(env, "SEGMENT_API_HOST", DEFAULT_SEGMENT_API_HOST),
+            allowed_write_keys=allowed,
+            schema_cache_ttl=_seconds(env, "SCHEMA_CACHE_TTL_SECONDS", DEFAULT_SCHEMA_CACHE_TTL_SECONDS),
+            events_dir=Path(env.get("EVENTS_DIR") or DEFAULT_EVENTS_DIR),
+            debug=_flag(env, "DEBUG"),
+        )
+        if not local:
+            if not settings.forwards_to_segment:
+                raise ConfigError("VALID_SEGMENT_WRITE_KEY and INVALID_SEGMENT_WRITE_KEY are required in Lambda")
+            if not allowed:
+                raise ConfigError("REGISTRY_WRITE_KEYS is empty: list the write keys your SDKs send, comma-separated")
+        return settings
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+def _schema_location(env: Mapping[str, str], local: bool) -> S3Location | Path:
+    bucket = _optional(env, "REGISTRY_BUCKET")
+    schema_dir = _optional(env, "SCHEMA_DIR")
+    if bucket and schema_dir:
+        raise ConfigError("set REGISTRY_BUCKET or SCHEMA_DIR, not both")
+    if bucket:
+        prefix = env.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX)
+        if prefix and not prefix.endswith("/"):
+            raise ConfigError(f"SCHEMA_PREFIX={prefix!r} must end with '/'")
+        return S3Location(bucket, _optional(env, "REGISTRY_BUCKET_REGION"), prefix)
+    if not local:
+        raise ConfigError("REGISTRY_BUCKET is required in Lambda")
+    path = Path(schema_dir) if schema_dir else EXAMPLE_SCHEMA_DIR
+    if not path.is_dir():
+        raise ConfigError(f"SCHEMA_DIR={str(path)!r} is not a directory (point it at a Reflekt project's schemas/)")
+    return path
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}={value!r} is not an http(s) URL such as {default}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{name}={raw!r} must be zero or more seconds")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")

@@ -1,0 +1,211 @@
+"""Delivers events to Segment's HTTP API (or, locally, to JSONL files) within Segment's limits and a time budget."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import urllib3
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .errors import DeliveryError
+from .log import get_logger
+from .validator import shrink
+
+# Segment refuses an event over 32 KB with a 400 for the whole batch (the SDKs' MAX_MSG_SIZE = 32 << 10).
+MAX_EVENT_BYTES = 32 << 10
+# Segment's batch cap is 500 KB; like analytics-python, stay lower to leave room for the envelope.
+MAX_BATCH_BYTES = 475_000
+# Segment answers 200 but drops the events past 2,500 in one batch.
+MAX_BATCH_EVENTS = 2_500
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry a batch; every number fits inside the Node SDK's 10 s request timeout.
+
+    Delays grow as backoff_base * 2**n (0.1 s, 0.2 s, 0.4 s, ...), each capped at backoff_max, with up to
+    `jitter` of it added at random. A Retry-After header replaces the computed delay. No attempt starts, and
+    no sleep runs, past `budget` seconds from the first attempt: the client then gets a 503 and retries itself.
+    """
+
+    attempts: int = 4
+    budget: float = 6.0
+    connect_timeout: float = 1.0
+    read_timeout: float = 3.0
+    backoff_base: float = 0.1
+    backoff_max: float = 1.0
+    jitter: float = 0.1
+    #: Statuses Segment may clear up on its own: throttling, timeouts and server errors other than 501/505.
+    retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+
+    def retryable(self, status: int) -> bool:
+        return status in self.retry_statuses
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (0-based)."""
+        if retry_after:
+            try:
+                return max(0.0, Retry().parse_retry_after(retry_after))
+            except urllib3.exceptions.InvalidHeader:
+                pass  # an unreadable Retry-After falls back to backoff
+        wait = min(self.backoff_max, self.backoff_base * 2**attempt)
+        return wait + random.uniform(0, self.jitter * wait)
+
+
+@dataclass
+class SegmentClient:
+    """Posts batches to one Segment API host through one connection pool, reused across warm invocations."""
+
+    host: str
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    pool: urllib3.PoolManager = field(
+        # Two destinations post concurrently, a large request maybe in several batches each.
+        default_factory=lambda: urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+    )
+
+    def post_batch(self, write_key: str, lines: Sequence[bytes], sent_at: str | None) -> None:
+        """Raises DeliveryError, naming the last failure, when the batch is not accepted within the budget."""
+        url = f"{self.host}/v1/batch"
+        body = _batch_body(lines, sent_at)
+        token = base64.b64encode(f"{write_key}:".encode()).decode()
+        headers = {
+            "Authorization": f"Basic {token}",
+            "Content-Type": "application/json",
+            "User-Agent": f"reflekt-registry/{__version__}",
+        }
+        deadline = self.clock() + self.policy.budget
+        retry_after = None
+        for attempt in range(self.policy.attempts):
+            remaining = deadline - self.clock()
+            timeout = urllib3.Timeout(
+                connect=max(0.05, min(self.policy.connect_timeout, remaining)),
+                read=max(0.05, min(self.policy.read_timeout, remaining)),
+            )
+            try:
+                response = self.pool.request("POST", url, body=body, headers=headers, timeout=timeout, retries=False)
+            except urllib3.exceptions.HTTPError as e:  # refused, reset, timed out: Segment may not have seen it
+                failure, retry_after = f"{type(e).__name__}", None
+            else:
+                if 200 <= response.status < 300:
+                    return
+                failure = f"HTTP {response.status}"
+                retry_after = response.headers.get("Retry-After")
+                if not self.policy.retryable(response.status):
+                    raise DeliveryError(f"Segment refused a batch of {len(lines)} events: {failure}")
+            wait = self.policy.delay(attempt, retry_after)
+            last = attempt == self.policy.attempts - 1
+            if last or self.clock() + wait >= deadline:
+                break
+            log.info("retrying Segment", extra={"fields": {"attempt": attempt + 1, "failure": failure, "wait": round(wait, 3)}})
+            self.sleep(wait)
+        error = DeliveryError(f"Segment did not accept a batch of {len(lines)} events within {self.policy.budget:g} s: {failure}")
+        error.retry_after = retry_after
+        raise error
+
+
+def _batch_body(lines: Sequence[bytes], sent_at: str | None) -> bytes:
+    # Events are serialised once, when packed; the envelope is spliced around them.
+    tail = b"]" if sent_at is None else b'],"sentAt":' + json.dumps(sent_at).encode()
+    return b'{"batch":[' + b",".join(lines) + tail + b"}"
+
+
+class Destination(Protocol):
+    def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
+        """Delivers serialised events or raises DeliveryError."""
+
+
+@dataclass
+class SegmentSource:
+    """One Segment source, addressed by its write key."""
+
+    client: SegmentClient
+    write_key: str
+
+    def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
+        self.client.post_batch(self.write_key, lines, sent_at)
+
+
+class JsonlFile:
+    """A local stand-in for a Segment source: one event per line, appended."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self.path.open("ab") as out:
+            out.write(b"".join(line + b"\n" for line in lines))
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    # ASCII escapes keep lone surrogates (valid in JSON text, not in UTF-8) from failing the encode.
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def pack(lines: Sequence[bytes]) -> list[list[bytes]]:
+    """Splits serialised events into batches Segment accepts whole."""
+    batches: list[list[bytes]] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and (size + len(line) + 1 > MAX_BATCH_BYTES or len(current) == MAX_BATCH_EVENTS):
+            batches.append(current)
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        batches.append(current)
+    return batches
+
+
+class Forwarder:
+    """Sends valid events to one destination and invalid ones to the other, concurrently."""
+
+    # Enough for both destinations to post at once, plus the extra batches of an unusually large request.
+    WORKERS = 4
+
+    def __init__(self, valid: Destination, invalid: Destination):
+        self.valid = valid
+        self.invalid = invalid
+        self._executor = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="forward")
+
+    def deliver(self, valid: list[dict[str, Any]], invalid: list[dict[str, Any]], sent_at: str | None) -> None:
+        valid_lines, moved = _encode_all(valid)
+        invalid_lines, shrunk = _encode_all(invalid + moved)
+        invalid_lines += [encode(stand_in) for stand_in in shrunk]  # a stand-in always fits
+        jobs = [(self.valid, batch) for batch in pack(valid_lines)] + [(self.invalid, batch) for batch in pack(invalid_lines)]
+        if len(jobs) == 1:  # the common case needs no thread hand-off
+            destination, batch = jobs[0]
+            destination.send(batch, sent_at)
+            return
+        futures = [self._executor.submit(destination.send, batch, sent_at) for destination, batch in jobs]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+
+
+def _encode_all(events: list[dict[str, Any]]) -> tuple[list[bytes], list[dict[str, Any]]]:
+    """Serialises events; each one over the limit is returned apart as its (invalid) shrunk stand-in."""
+    lines, oversized = [], []
+    for event in events:
+        line = encode(event)
+        if len(line) > MAX_EVENT_BYTES:
+            oversized.append(shrink(event, len(line), MAX_EVENT_BYTES))
+        else:
+            lines.append(line)
+    return lines, oversized

@@ -1,0 +1,88 @@
+"""The Lambda entry point: decode the request, check its write key, validate each event, forward both sets."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import log, payload, routes
+from .auth import WriteKeyAllowlist
+from .cdn_settings import settings_document
+from .config import Settings
+from .errors import RegistryError
+from .forwarder import Destination, Forwarder, JsonlFile, SegmentClient, SegmentSource
+from .request import ApiGatewayEvent
+from .responses import ACCEPTED, PREFLIGHT, Response, error_response
+from .routes import Action
+from .schemas import open_store
+from .validator import Validator, partition
+
+logger = log.get_logger()
+
+
+class Registry:
+    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder):
+        self.allowlist = allowlist
+        self.validator = validator
+        self.forwarder = forwarder
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        valid: Destination
+        invalid: Destination
+        if settings.forwards_to_segment:
+            client = SegmentClient(settings.segment_api_host)
+            valid = SegmentSource(client, settings.valid_write_key)
+            invalid = SegmentSource(client, settings.invalid_write_key)
+        else:
+            valid = JsonlFile(settings.events_dir / "valid.jsonl")
+            invalid = JsonlFile(settings.events_dir / "invalid.jsonl")
+        store = open_store(settings.schemas, settings.schema_cache_ttl)
+        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid))
+
+    def handle(self, raw_event: dict[str, Any]) -> dict[str, Any]:
+        event = ApiGatewayEvent(raw_event)
+        started = time.perf_counter()
+        try:
+            response = self.dispatch(event)
+        except RegistryError as e:
+            logger.log(40 if e.status >= 500 else 20, "request refused", extra={"fields": _request_fields(event, e)})
+            response = error_response(e)
+        except Exception as e:  # a bug must still answer, and a 500 makes the SDK retry rather than drop
+            logger.exception("unexpected error", extra={"fields": _request_fields(event, e)})
+            response = error_response(RegistryError())
+        logger.debug("request done", extra={"fields": {"status": int(response.status), "ms": round((time.perf_counter() - started) * 1e3, 2)}})
+        return response.to_proxy(event)
+
+    def dispatch(self, event: ApiGatewayEvent) -> Response:
+        route = routes.match(event.method, event.path)
+        if route.action is Action.PREFLIGHT:
+            return PREFLIGHT
+        if route.action is Action.SETTINGS:
+            self.allowlist.check([route.write_key])
+            return Response(200, settings_document(event, route))
+        if route.action is Action.METRICS:
+            return ACCEPTED
+        envelope = payload.decode(event, route)
+        self.allowlist.check(envelope.write_keys)
+        verdicts = [self.validator.check(message) for message in envelope.events]
+        valid, invalid = partition(envelope.events, verdicts)
+        self.forwarder.deliver(valid, invalid, envelope.sent_at)
+        logger.info("forwarded", extra={"fields": {"path": event.path, "valid": len(valid), "invalid": len(invalid)}})
+        return ACCEPTED
+
+
+def _request_fields(event: ApiGatewayEvent, error: Exception) -> dict[str, Any]:
+    return {"method": event.method, "path": event.path, "error": f"{type(error).__name__}: {error}"}
+
+
+_registry: Registry | None = None
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _registry
+    if _registry is None:  # built on the first invocation and kept for every warm one
+        settings = Settings.from_env()
+        log.configure(settings.debug)
+        _registry = Registry.from_settings(settings)
+    return _registry.handle(event)

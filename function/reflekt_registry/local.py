@@ -1,0 +1,131 @@
+"""Runs the registry on a local port: each HTTP request becomes an API Gateway 2.0 event for the same handler."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from . import log
+from .config import Settings
+from .errors import ConfigError
+from .handler import Registry
+from .request import MAX_ENCODED_BODY_BYTES
+
+DEFAULT_PORT = 8080
+
+
+def to_api_gateway_event(method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict[str, Any]:
+    """The event API Gateway HTTP API would deliver; like it, binary (e.g. gzip) bodies arrive base64-encoded."""
+    path, _, query = target.partition("?")
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    if "content-encoding" in headers:
+        text, encoded = base64.b64encode(body).decode(), True
+    now = time.time()
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "domainName": headers.get("host", "localhost"),
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
+                     "userAgent": headers.get("user-agent", "")},
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": int(now * 1000),
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+def make_server(registry: Registry, host: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as SDKs expect
+
+        def _serve(self) -> None:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            headers.setdefault("x-forwarded-proto", "http")
+            body = self._read_body(headers)
+            if body is None:  # API Gateway would refuse it too; don't read it into memory
+                self.send_error(413, "body too large")
+                return
+            event = to_api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
+            response = registry.handle(event)
+            payload = response["body"].encode()
+            self.send_response(response["statusCode"])
+            for name, value in response["headers"].items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _read_body(self, headers: dict[str, str]) -> bytes | None:
+            if "chunked" in headers.get("transfer-encoding", "").lower():  # the Kotlin SDK streams its uploads
+                chunks, size = [], 0
+                while (chunk_size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+                    size += chunk_size
+                    if size > MAX_ENCODED_BODY_BYTES:
+                        return None
+                    chunks.append(self.rfile.read(chunk_size))
+                    self.rfile.readline()
+                while self.rfile.readline().strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            length = int(headers.get("content-length") or 0)
+            if length > MAX_ENCODED_BODY_BYTES:
+                return None
+            return self.rfile.read(length)
+
+        do_GET = do_POST = do_OPTIONS = do_PUT = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the registry logs each request itself, as JSON
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./dev serve", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(local=True)
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    logger = log.configure(settings.debug)
+    server = make_server(Registry.from_settings(settings), args.host, args.port)
+    destination = (f"Segment at {settings.segment_api_host}" if settings.forwards_to_segment
+                   else f"{settings.events_dir}/valid.jsonl and {settings.events_dir}/invalid.jsonl")
+    print(f"reflekt-registry listening on http://{args.host}:{server.server_port}", file=sys.stderr)
+    print(f"  schemas: {settings.schemas}", file=sys.stderr)
+    print(f"  events:  {destination}", file=sys.stderr)
+    if not settings.allowed_write_keys:
+        print("  write keys: ANY key is accepted (set REGISTRY_WRITE_KEYS to enforce an allowlist)", file=sys.stderr)
+    logger.info("local server started", extra={"fields": {"port": server.server_port}})
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

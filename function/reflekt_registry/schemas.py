@@ -1,0 +1,279 @@
+"""The schema store: fetches Reflekt schemas from S3 or a folder, compiles them once and caches them with a TTL."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import fastjsonschema
+
+from .config import S3Location
+from .errors import SchemaStoreUnavailableError
+from .log import get_logger
+
+# fastjsonschema compiles these faithfully; it silently ignores keywords of later drafts, so those are refused.
+SUPPORTED_DIALECTS = {
+    "json-schema.org/draft-04/schema": "draft-04",
+    "json-schema.org/draft-06/schema": "draft-06",
+    "json-schema.org/draft-07/schema": "draft-07",
+}
+# Reflekt writes draft-07; a schema that names no dialect is read as that.
+DEFAULT_DIALECT = "http://json-schema.org/draft-07/schema#"
+# A Reflekt $id is a relative path of plain segments ending in .json (e.g. segment/demo/Test_Event/1-0.json).
+SCHEMA_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*\.json")
+# S3 keys stop at 1,024 bytes; real ids are far shorter, and a cap keeps junk out of logs and cache keys.
+MAX_SCHEMA_ID_LENGTH = 512
+# An id that does not exist is looked up again after this long, so publishing it takes effect quickly
+# while a stream of events naming it costs one S3 request per interval, not one per event.
+MISSING_SCHEMA_TTL_SECONDS = 10.0
+# While the store is down, a cached schema is served and the store retried after this long.
+STALE_RETRY_SECONDS = 5.0
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class CompiledSchema:
+    schema_id: str
+    validate: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class UnusableSchema:
+    """Why a schema id cannot validate anything; events naming it are invalid with this reason."""
+
+    schema_id: str
+    reason: str
+
+
+Schema = CompiledSchema | UnusableSchema
+
+
+@dataclass(frozen=True)
+class Fetched:
+    body: bytes
+    version: str  # an ETag or a file stamp: equal versions mean equal bodies
+
+
+NOT_MODIFIED = object()
+
+
+class SchemaSource(Protocol):
+    def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
+        """The schema's body; NOT_MODIFIED if it is still `known_version`; None if there is no such schema.
+
+        Raises SchemaStoreUnavailableError when the answer is unknown.
+        """
+
+
+def is_valid_schema_id(schema_id: object) -> bool:
+    return (
+        isinstance(schema_id, str)
+        and len(schema_id) <= MAX_SCHEMA_ID_LENGTH
+        and SCHEMA_ID_PATTERN.fullmatch(schema_id) is not None
+        and ".." not in schema_id.split("/")
+    )
+
+
+class DirectorySource:
+    """A Reflekt project's schemas/ folder; ids are confined to it."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+
+    def __str__(self) -> str:
+        return f"folder {self.root}"
+
+    def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
+        path = (self.root / schema_id).resolve()
+        if not path.is_relative_to(self.root) or not path.is_file():
+            return None
+        try:
+            stat = path.stat()
+            version = f"{stat.st_mtime_ns}-{stat.st_size}"
+            if version == known_version:
+                return NOT_MODIFIED
+            return Fetched(path.read_bytes(), version)
+        except OSError as e:
+            raise SchemaStoreUnavailableError(f"cannot read {path}: {e.strerror}") from e
+
+
+class S3Source:
+    """Objects under a prefix of a bucket; conditional GETs make an unchanged schema cost no download."""
+
+    # Short timeouts and few retries: a caller is waiting, and a cached schema can be served meanwhile.
+    CONNECT_TIMEOUT_SECONDS = 1.0
+    READ_TIMEOUT_SECONDS = 2.0
+    MAX_ATTEMPTS = 2
+
+    def __init__(self, location: S3Location, client: Any = None):
+        self.location = location
+        self._client = client
+
+    def __str__(self) -> str:
+        return f"s3://{self.location.bucket}/{self.location.prefix}"
+
+    @property
+    def client(self) -> Any:
+        # boto3 takes longer to import than everything else together: only pay for it once a schema is needed.
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "s3",
+                region_name=self.location.region,
+                config=Config(
+                    connect_timeout=self.CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=self.READ_TIMEOUT_SECONDS,
+                    retries={"mode": "standard", "max_attempts": self.MAX_ATTEMPTS},
+                ),
+            )
+        return self._client
+
+    def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.location.prefix + schema_id
+        request = {"Bucket": self.location.bucket, "Key": key}
+        if known_version:
+            request["IfNoneMatch"] = known_version
+        try:
+            response = self.client.get_object(**request)
+            return Fetched(response["Body"].read(), response["ETag"])
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in ("304", "NotModified"):
+                return NOT_MODIFIED
+            if code in ("404", "NoSuchKey"):
+                return None
+            raise SchemaStoreUnavailableError(f"cannot read s3://{self.location.bucket}/{key}: {code}") from e
+        except BotoCoreError as e:
+            raise SchemaStoreUnavailableError(f"cannot reach S3 for s3://{self.location.bucket}/{key}: {e}") from e
+
+
+@dataclass
+class _Entry:
+    schema: Schema
+    version: str | None
+    expires: float
+
+
+class SchemaStore:
+    """Compiled schemas by id, kept across warm invocations and refreshed after `ttl` seconds."""
+
+    def __init__(self, source: SchemaSource, ttl: float, clock: Callable[[], float] = time.monotonic):
+        self.source = source
+        self.ttl = ttl
+        self.clock = clock
+        self._cache: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, schema_id: str) -> Schema:
+        entry = self._cache.get(schema_id)
+        if entry is not None and self.clock() < entry.expires:
+            return entry.schema
+        with self._lock:
+            return self._refresh(schema_id)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def _refresh(self, schema_id: str) -> Schema:
+        entry = self._cache.get(schema_id)
+        now = self.clock()
+        if entry is not None and now < entry.expires:  # another thread refreshed it while this one waited
+            return entry.schema
+        try:
+            fetched = self.source.fetch(schema_id, entry.version if entry else None)
+        except SchemaStoreUnavailableError as e:
+            if entry is None:
+                raise
+            log.warning("serving cached schema while the store is unavailable", extra={"fields": {"schema_id": schema_id, "error": str(e)}})
+            entry.expires = now + min(self.ttl, STALE_RETRY_SECONDS)
+            return entry.schema
+        if fetched is NOT_MODIFIED and entry is not None:
+            entry.expires = now + self.ttl
+            return entry.schema
+        if fetched is None:
+            schema: Schema = UnusableSchema(schema_id, f"no schema with $id {schema_id!r} in {self.source}")
+            self._cache[schema_id] = _Entry(schema, None, now + min(self.ttl, MISSING_SCHEMA_TTL_SECONDS))
+            return schema
+        assert isinstance(fetched, Fetched)
+        schema = compile_schema(schema_id, fetched.body)
+        if isinstance(schema, UnusableSchema):
+            log.error("schema is unusable", extra={"fields": {"schema_id": schema_id, "reason": schema.reason}})
+        else:
+            log.info("compiled schema", extra={"fields": {"schema_id": schema_id, "version": fetched.version}})
+        self._cache[schema_id] = _Entry(schema, fetched.version, now + self.ttl)
+        return schema
+
+
+def open_store(location: S3Location | Path, ttl: float) -> SchemaStore:
+    source: SchemaSource = S3Source(location) if isinstance(location, S3Location) else DirectorySource(location)
+    return SchemaStore(source, ttl)
+
+
+class _RefuseRemoteRefs(Mapping[str, Callable[[str], Any]]):
+    """A handler for every URI scheme that refuses: fastjsonschema would otherwise urlopen() any $ref it cannot
+    resolve inside the schema, reaching the network or the file system on a schema author's say-so."""
+
+    def __contains__(self, scheme: object) -> bool:
+        return True
+
+    def __getitem__(self, scheme: str) -> Callable[[str], Any]:
+        return _refuse
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _refuse(uri: str) -> Any:
+    raise fastjsonschema.JsonSchemaDefinitionException(
+        f"$ref {uri!r} points outside the schema; only local refs such as '#/definitions/x' are resolved"
+    )
+
+
+def dialect_of(document: Mapping[str, Any]) -> str | None:
+    """The supported draft a schema declares ('draft-07'), or None when it declares another one."""
+    declared = document.get("$schema", DEFAULT_DIALECT)
+    if not isinstance(declared, str):
+        return None
+    bare = declared.split("://", 1)[-1].rstrip("#")
+    return SUPPORTED_DIALECTS.get(bare)
+
+
+def compile_schema(schema_id: str, body: bytes) -> Schema:
+    """Compiles a schema document, or says plainly why it cannot be used."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return UnusableSchema(schema_id, f"schema {schema_id!r} is not valid JSON: {e}")
+    if not isinstance(document, dict):
+        return UnusableSchema(schema_id, f"schema {schema_id!r} is not a JSON object")
+    if dialect_of(document) is None:
+        return UnusableSchema(
+            schema_id,
+            f"schema {schema_id!r} declares $schema {document.get('$schema')!r}; only draft-04, draft-06 and "
+            "draft-07 are supported, because later keywords would be silently ignored",
+        )
+    # A relative $id (Reflekt's convention) confuses fastjsonschema's resolution of local refs; ids are not
+    # needed for validation, and the dialect is made explicit so fastjsonschema picks the right generator.
+    definition = {**document, "$schema": document.get("$schema", DEFAULT_DIALECT)}
+    definition.pop("$id", None)
+    try:
+        validate = fastjsonschema.compile(definition, handlers=_RefuseRemoteRefs(), use_default=False, fast_fail=False)
+    except fastjsonschema.JsonSchemaDefinitionException as e:
+        return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {e}")
+    except Exception as e:  # the generator fails on some malformed schemas with bare Python errors (re.error, AttributeError)
+        return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {type(e).__name__}: {e}")
+    return CompiledSchema(schema_id, validate)
