@@ -1,0 +1,125 @@
+"""The local server: real HTTP, the real analytics-python SDK, and the command README starts it with."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from segment.analytics import Client
+
+from helpers import CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, basic, make_registry
+from reflekt_registry.local import make_server
+
+
+@pytest.fixture
+def local_url(segment) -> Iterator[str]:
+    """The local server, forwarding to the fake Segment, on a free loopback port."""
+    server = make_server(make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_python_sdk_through_the_local_server(local_url, segment, gzip):
+    """analytics-python with only its host overridden: each call reaches the right source, intact."""
+    errors = []
+    client = Client(CLIENT_KEY, host=local_url, gzip=gzip, max_retries=0, on_error=lambda e, batch: errors.append(e))
+    client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": "ok"},
+                 message_id="sdk-valid")
+    client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": 3},
+                 message_id="sdk-invalid")
+    client.identify(user_id="u1", traits={"schema_id": "jaffle_shop/Identify/1-0.json", "email": "a@b.co"}, message_id="sdk-identify")
+    client.page(user_id="u1", name="Home", properties={"schema_id": "jaffle_shop/Page_Viewed/1-0.json", "path": "/"},
+                message_id="sdk-page")
+    client.group(user_id="u1", group_id="g1", message_id="sdk-group")
+    client.alias(previous_id="anon-1", user_id="u1", message_id="sdk-alias")
+    client.screen(user_id="u1", name="Home", properties={"schema_id": "jaffle_shop/Screen_Viewed/1-0.json"},
+                  message_id="sdk-screen")
+    client.flush()
+    client.shutdown()
+    assert errors == []
+    assert sorted(segment.message_ids(VALID_KEY)) == ["sdk-alias", "sdk-group", "sdk-identify", "sdk-page", "sdk-screen", "sdk-valid"]
+    [invalid] = segment.events(INVALID_KEY)
+    assert invalid["messageId"] == "sdk-invalid"
+    assert invalid["properties"]["validation_errors"] == ["$.properties.test_property must be string"]
+    assert invalid["context"]["library"]["name"] == "analytics-python"
+    assert invalid["context"]["ip"] == "127.0.0.1"
+
+
+def test_python_sdk_retries_a_503_and_segment_gets_each_event_once(local_url, segment):
+    """Segment failing past the registry's budget → 503 → the SDK retries the batch and it lands once."""
+    segment.fail(times=4, status=503)  # one registry request's worth of attempts
+    client = Client(CLIENT_KEY, host=local_url, max_retries=3, sync_mode=False)
+    client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": "x"}, message_id="m-retry")
+    client.flush()
+    client.shutdown()
+    assert segment.message_ids(VALID_KEY) == ["m-retry"]
+
+
+def test_python_sdk_with_an_unknown_key_is_refused(local_url, segment):
+    """The allowlist holds over HTTP too: 401, and nothing forwarded."""
+    errors = []
+    client = Client("intruder", host=local_url, max_retries=0, on_error=lambda e, batch: errors.append(e))
+    client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": "x"})
+    client.flush()
+    client.shutdown()
+    assert [getattr(e, "status", None) for e in errors] == [401]
+    assert segment.received == []
+
+
+def test_chunked_gzip_upload_like_kotlin(local_url, segment):
+    """Kotlin streams gzip bodies chunked, with the write key only in the body."""
+    import gzip
+    import http.client
+
+    body = gzip.compress(json.dumps({"writeKey": CLIENT_KEY, "batch": [
+        {"type": "track", "event": "Test Event", "anonymousId": "a1", "messageId": "kotlin-1",
+         "properties": {"schema_id": TEST_EVENT, "test_property": "x"}}]}).encode())
+    host, port = local_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("POST", "/v1/b", body=iter([body[:10], body[10:]]), encode_chunked=True,
+                       headers={"Content-Type": "text/plain", "Content-Encoding": "gzip", "Transfer-Encoding": "chunked"})
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())) == (200, {"success": True})
+    assert segment.message_ids(VALID_KEY) == ["kotlin-1"]
+
+
+def test_readme_serve_command_runs_on_the_embedded_default(tmp_path):
+    """`./dev serve` with no configuration: example schemas, events to JSONL files, any key accepted (and said)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "SEGMENT_", "SCHEMA_", "VALID_", "INVALID_"))}
+    env.update(PYTHONPATH=str(REPO / "function"), EVENTS_DIR=str(tmp_path / "events"))
+    process = subprocess.Popen([sys.executable, "-m", "reflekt_registry.local", "--port", "0"], cwd=tmp_path, env=env,
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        banner = [process.stderr.readline() for _ in range(4)]
+        assert "ANY key is accepted" in banner[3]
+        url = re.search(r"http://\S+", banner[0])[0]
+        body = json.dumps({"batch": [
+            {"type": "track", "event": "Test Event", "userId": "u1", "properties": {"schema_id": TEST_EVENT, "test_property": "x"}},
+            {"type": "track", "event": "Test Event", "userId": "u1", "properties": {"schema_id": TEST_EVENT}},
+        ]}).encode()
+        request = urllib.request.Request(f"{url}/v1/batch", data=body, headers={"Authorization": basic("any-key")})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response) == {"success": True}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    valid = _lines(tmp_path / "events" / "valid.jsonl")
+    invalid = _lines(tmp_path / "events" / "invalid.jsonl")
+    assert [e["properties"]["test_property"] for e in valid] == ["x"]
+    assert invalid[0]["context"]["reflekt"]["violations"][0]["keyword"] == "required"
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
