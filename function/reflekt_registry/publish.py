@@ -1,0 +1,111 @@
+"""Checks a Reflekt project's schemas and uploads them to the registry's bucket, all or nothing.
+
+Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform:
+
+    python -m reflekt_registry.publish path/to/project/schemas --bucket my-registry-bucket
+    python -m reflekt_registry.publish path/to/project/schemas --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import DEFAULT_SCHEMA_PREFIX
+from .schemas import UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
+
+# Reflekt keeps its own meta-schema here; it is not an event schema.
+REFLEKT_META_DIR = ".reflekt"
+
+
+@dataclass(frozen=True)
+class SchemaFile:
+    path: Path
+    schema_id: str  # the path relative to schemas/, which the $id must equal
+    problem: str | None
+
+
+def find_schemas(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.json") if REFLEKT_META_DIR not in p.relative_to(root).parts)
+
+
+def check_file(path: Path, root: Path) -> SchemaFile:
+    """Everything that would make the registry refuse the schema, found before it is uploaded.
+
+    The most specific finding wins: a wrong $id or a meta-schema error says more than "cannot be compiled".
+    """
+    schema_id = path.relative_to(root).as_posix()
+    body = path.read_bytes()
+    compiled = compile_schema(schema_id, body)
+    problem = compiled.reason if isinstance(compiled, UnusableSchema) else None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return SchemaFile(path, schema_id, problem)
+    if not isinstance(document, dict) or dialect_of(document) is None:
+        return SchemaFile(path, schema_id, problem)
+    if not is_valid_schema_id(schema_id):
+        problem = f"path {schema_id!r} is not a usable schema id (letters, digits, _ . - and /, ending in .json)"
+    elif document.get("$id") != schema_id:
+        problem = f"$id is {document.get('$id')!r} but the file is at {schema_id!r}; they must match"
+    return SchemaFile(path, schema_id, _meta_schema_problem(document) or problem)
+
+
+def _meta_schema_problem(document: dict) -> str | None:
+    """Checks the document against its draft's meta-schema; fastjsonschema only catches what it can't compile."""
+    from jsonschema import exceptions, validators
+
+    validator = validators.validator_for(document, default=validators.Draft7Validator)
+    try:
+        validator.check_schema(document)
+    except exceptions.SchemaError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(root)"
+        return f"not valid JSON Schema {dialect_of(document)} at {where}: {e.message}"
+    return None
+
+
+def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+    for item in files:
+        s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(), ContentType="application/json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reflekt_registry.publish", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("schemas_dir", type=Path, help="a Reflekt project's schemas/ folder")
+    parser.add_argument("--bucket", default=os.environ.get("REGISTRY_BUCKET"), help="default: $REGISTRY_BUCKET")
+    parser.add_argument("--prefix", default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
+    parser.add_argument("--check", action="store_true", help="only check the schemas; upload nothing")
+    args = parser.parse_args(argv)
+    if not args.schemas_dir.is_dir():
+        parser.error(f"{args.schemas_dir} is not a directory")
+    if not args.check and not args.bucket:
+        parser.error("--bucket (or REGISTRY_BUCKET) is required unless --check is given")
+    root = args.schemas_dir.resolve()
+    files = [check_file(path, root) for path in find_schemas(root)]
+    bad = [f for f in files if f.problem]
+    for item in bad:
+        print(f"{item.path}: {item.problem}", file=sys.stderr)
+    if not files:
+        print(f"no schemas found under {root}", file=sys.stderr)
+        return 1
+    if bad:
+        print(f"{len(bad)} of {len(files)} schemas are bad; nothing was uploaded", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"{len(files)} schemas are good")
+        return 0
+    upload(files, args.bucket, args.prefix)
+    print(f"uploaded {len(files)} schemas to s3://{args.bucket}/{args.prefix}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

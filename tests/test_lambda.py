@@ -1,0 +1,121 @@
+"""The Lambda as deployed: lambda_handler, settings from the environment, schemas from S3 (moto)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from helpers import INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, response_json, track
+from reflekt_registry import handler
+from reflekt_registry.errors import ConfigError
+from s3_support import BUCKET, create_bucket_with_schemas, lambda_env
+
+
+@pytest.fixture
+def deployed(monkeypatch, segment):
+    """A cold Lambda whose environment Terraform set; returns a function that invokes it."""
+    def configure(**env: str):
+        for name, value in lambda_env(segment.url, **env).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(handler, "_registry", None)
+        return lambda event: handler.lambda_handler(event, None)
+    return configure
+
+
+@pytest.fixture
+def s3():
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        create_bucket_with_schemas(client)
+        yield client
+
+
+def remove_bucket(s3):
+    for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]:
+        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
+    s3.delete_bucket(Bucket=BUCKET)
+
+
+def post(invoke, *events):
+    return invoke(api_event({"batch": list(events)}))
+
+
+def test_validates_against_schemas_in_s3(deployed, s3, segment):
+    invoke = deployed()
+    assert response_json(post(invoke, track(test_property="x"), track(test_property=1))) == {"success": True}
+    assert len(segment.events(VALID_KEY)) == 1
+    assert len(segment.events(INVALID_KEY)) == 1
+
+
+def test_a_schema_update_takes_effect_within_the_ttl_without_redeploy(deployed, s3, segment):
+    invoke = deployed(SCHEMA_CACHE_TTL_SECONDS="0")
+    post(invoke, track(test_property="x", new_property=1))
+    schema = json.loads(s3.get_object(Bucket=BUCKET, Key=f"schemas/{TEST_EVENT}")["Body"].read())
+    schema["properties"]["new_property"] = {"type": "integer", "description": "Added in 1-1."}
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{TEST_EVENT}", Body=json.dumps(schema))
+    post(invoke, track(test_property="x", new_property=1))
+    assert [len(segment.events(k)) for k in (VALID_KEY, INVALID_KEY)] == [1, 1]
+
+
+def test_unchanged_schema_is_not_recompiled(deployed, s3, segment, monkeypatch):
+    from reflekt_registry import schemas
+
+    compiled = []
+    real = schemas.compile_schema
+    monkeypatch.setattr(schemas, "compile_schema", lambda *a: compiled.append(a[0]) or real(*a))
+    invoke = deployed(SCHEMA_CACHE_TTL_SECONDS="0")  # every event re-checks S3, which answers 304
+    for _ in range(3):
+        post(invoke, track(test_property="x"))
+    assert compiled == [TEST_EVENT]
+    assert len(segment.events(VALID_KEY)) == 3
+
+
+def test_s3_down_with_schema_cached_keeps_serving(deployed, s3, segment):
+    invoke = deployed(SCHEMA_CACHE_TTL_SECONDS="0")
+    post(invoke, track(test_property="x"))
+    remove_bucket(s3)  # NoSuchBucket: the store is unusable, not the schema missing
+    assert post(invoke, track(test_property="y"))["statusCode"] == 200
+    assert len(segment.events(VALID_KEY)) == 2
+
+
+def test_s3_down_for_an_uncached_schema_answers_503_and_forwards_nothing(deployed, s3, segment):
+    invoke = deployed()
+    remove_bucket(s3)
+    response = post(invoke, track(schema_id="jaffle_shop/Identify/1-0.json"), track(test_property="x"))
+    assert response["statusCode"] == 503
+    assert segment.received == []
+
+
+@pytest.mark.parametrize("missing", ["REGISTRY_WRITE_KEYS", "VALID_SEGMENT_WRITE_KEY", "REGISTRY_BUCKET"])
+def test_lambda_refuses_to_start_without_required_settings(deployed, monkeypatch, missing):
+    invoke = deployed()
+    monkeypatch.setenv(missing, "")
+    with pytest.raises(ConfigError, match=missing):
+        invoke(api_event({"batch": []}))
+
+
+def test_end_to_end_against_a_moto_server_over_http(monkeypatch, segment):
+    """Plain boto3 honours AWS_ENDPOINT_URL_S3, so any S3-compatible endpoint works."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
+        for name, value in lambda_env(segment.url).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(handler, "_registry", None)
+        order = {"schema_id": "jaffle_shop/Order_Completed/1-0.json", "order_id": "o1", "revenue": 12.5, "currency": "EUR",
+                 "products": [{"product_id": "p1", "price": 12.5, "quantity": 1}]}
+        events = [{"type": "track", "event": "Order Completed", "userId": "u1", "properties": order},
+                  track(schema_id="jaffle_shop/Nope/1-0.json")]
+        response = handler.lambda_handler(api_event({"batch": events}, gzip=True), None)
+    finally:
+        server.stop()
+    assert response_json(response) == {"success": True}
+    assert segment.events(VALID_KEY)[0]["properties"] == order
+    assert "no schema with $id 'jaffle_shop/Nope/1-0.json'" in segment.events(INVALID_KEY)[0]["properties"]["validation_errors"][0]
