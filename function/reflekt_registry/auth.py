@@ -15,7 +15,7 @@ class WriteKeyAllowlist:
     """An empty allowlist accepts any key: only the local server may run that way."""
 
     def __init__(self, keys: Iterable[str]):
-        self._keys = tuple(key.encode() for key in keys)
+        self._keys = tuple(_bytes(key) for key in keys)
 
     @property
     def open(self) -> bool:
@@ -30,7 +30,12 @@ class WriteKeyAllowlist:
     def _permits(self, key: str) -> bool:
         if self.open:
             return True
-        candidate = key.encode()
+        candidate = _bytes(key)
         # No early exit: the time taken says nothing about which allowed key came closest.
         matches = [hmac.compare_digest(candidate, allowed) for allowed in self._keys]
         return any(matches)
+
+
+def _bytes(key: str) -> bytes:
+    # JSON can carry lone surrogates, which strict UTF-8 refuses to encode; such a key must be refused, not crash.
+    return key.encode("utf-8", "surrogatepass")

@@ -97,9 +97,9 @@ def _schema_location(env: Mapping[str, str], local: bool) -> S3Location | Path:
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
-    value = (env.get(name) or default).rstrip("/")
+    value = (env.get(name, "").strip() or default).rstrip("/")
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
         raise ConfigError(f"{name}={value!r} is not an http(s) URL such as {default}")
     return value
 

@@ -34,7 +34,8 @@ def decode(event: ApiGatewayEvent, route: Route) -> Envelope:
         events = _batch_events(body)
         sent_at = body.get("sentAt")
     else:
-        body.setdefault("type", route.call_type)
+        if body.get("type") is None:
+            body["type"] = route.call_type
         events = [body]
         sent_at = body.get("sentAt")
     for index, message in enumerate(events):
@@ -56,7 +57,7 @@ def _batch_events(body: dict[str, Any]) -> list[dict[str, Any]]:
         raise BadRequestError("body has no batch: expected {\"batch\": [events]}")
     batch = body.get("batch")
     if not isinstance(batch, list):
-        raise BadRequestError(f"batch is {_json_type(batch)}; expected an array of events")
+        raise BadRequestError(f"batch is a JSON {_json_type(batch)}; expected an array of events")
     shared = {}
     for name in BATCH_LEVEL_OBJECTS:
         value = body.get(name)
@@ -67,22 +68,25 @@ def _batch_events(body: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise BadRequestError(f"batch[{index}] is a JSON {_json_type(message)}; expected an event object")
         for name, values in shared.items():
-            if values and isinstance(message.get(name, {}), dict):
-                message[name] = {**values, **message.get(name, {})}
+            own = message.get(name) or {}
+            if values and isinstance(own, dict):
+                message[name] = {**values, **own}
     return batch
 
 
 def _check_type(message: dict[str, Any], where: str) -> None:
     call_type = message.get("type")
-    if call_type not in CALL_TYPES:
+    if not isinstance(call_type, str) or call_type not in CALL_TYPES:
         raise BadRequestError(f"{where}.type is {call_type!r}; expected one of {', '.join(sorted(CALL_TYPES))}")
 
 
 def _fill_defaults(message: dict[str, Any], source_ip: str | None) -> None:
     """Adds what Segment would add itself, but can no longer, since it sees the registry instead of the client."""
     if not message.get("messageId"):
-        # Derived from what the client sent, so its retry of the same event dedupes at Segment.
-        digest = hashlib.sha256(json.dumps(message, sort_keys=True, default=str).encode()).hexdigest()
+        # Derived from what the client sent, so its retry of the same event dedupes at Segment; sentAt is the
+        # one field a retry changes.
+        content = {name: value for name, value in message.items() if name != "sentAt"}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
         message["messageId"] = f"registry-{digest[:32]}"
     context = message.get("context")
     if context is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import zlib
 from collections.abc import Iterator, Mapping
 from functools import cached_property
@@ -102,13 +103,27 @@ class ApiGatewayEvent(Mapping[str, Any]):
         if not body.strip():
             raise BadRequestError("body is empty; expected a JSON object")
         try:
-            return json.loads(body)
+            return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
         except UnicodeDecodeError as e:
             raise BadRequestError("body is not valid UTF-8") from e
         except json.JSONDecodeError as e:
             raise BadRequestError(f"body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
         except RecursionError as e:
             raise BadRequestError("body is nested too deeply to be an analytics event") from e
+        except ValueError as e:  # e.g. an integer past Python's digit limit
+            raise BadRequestError(f"body has a value JSON cannot carry: {e}") from e
+
+
+# NaN and Infinity parse in Python but are not JSON: forwarded, they would make Segment refuse the whole batch.
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large for a JSON number")
+    return value
 
 
 def _gunzip(data: bytes) -> bytes:

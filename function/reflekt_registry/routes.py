@@ -36,9 +36,9 @@ BATCH_PATHS = frozenset({"batch", "b"})
 METRICS_PATHS = frozenset({"m"})
 
 # API Gateway stages and custom domains add prefixes, so only the tail of the path is matched.
-_CALL_PATH = re.compile(r"(?:^|/)v1/([a-z]+)/?$")
+_CALL_PATH = re.compile(r"(?:^|/)v1/([a-z]+)/?\Z")
 # Browser SDKs fetch {cdnURL}/v1/projects/{key}/settings; mobile ones {cdnHost}/projects/{key}/settings.
-_SETTINGS_PATH = re.compile(r"^(?P<prefix>.*?)/(?:v1/)?projects/(?P<write_key>[^/]+)/settings/?$")
+_SETTINGS_PATH = re.compile(r"\A(?P<prefix>.*?)/(?:v1/)?projects/(?P<write_key>[^/]+)/settings/?\Z")
 
 
 @dataclass(frozen=True)
