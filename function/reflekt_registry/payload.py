@@ -12,8 +12,12 @@ from typing import Any
 from .errors import BadRequestError, UnauthorizedError
 from .request import ApiGatewayEvent
 from .routes import Action, Route
+from .validator import ANNOTATION_KEY
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+# An ISO-8601 timestamp is at most 35 characters; anything much longer is junk that would eat into the batch's
+# 500 KB once spliced into every forwarded envelope.
+MAX_SENT_AT_CHARS = 64
 # Segment merges these batch-level objects into every event of the batch.
 BATCH_LEVEL_OBJECTS = ("context", "integrations")
 
@@ -49,7 +53,8 @@ def decode(event: ApiGatewayEvent, route: Route) -> Envelope:
         _fill_defaults(message, event.source_ip)
     if not keys:
         raise UnauthorizedError("no write key: send it as Basic auth (the SDK default) or as writeKey in the body")
-    return Envelope(events, frozenset(keys), sent_at if isinstance(sent_at, str) else None)
+    usable_sent_at = sent_at if isinstance(sent_at, str) and len(sent_at) <= MAX_SENT_AT_CHARS else None
+    return Envelope(events, frozenset(keys), usable_sent_at)
 
 
 def _batch_events(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -91,8 +96,11 @@ def _fill_defaults(message: dict[str, Any], source_ip: str | None) -> None:
     context = message.get("context")
     if context is None:
         context = message["context"] = {}
-    if isinstance(context, dict) and source_ip and not context.get("ip"):
-        context["ip"] = source_ip
+    if isinstance(context, dict):
+        # The annotation namespace is the registry's: a client must not be able to forge or pre-empt it.
+        context.pop(ANNOTATION_KEY, None)
+        if source_ip and not context.get("ip"):
+            context["ip"] = source_ip
 
 
 def _key(container: dict[str, Any], name: str, where: str) -> str | None:

@@ -266,10 +266,11 @@ def compile_schema(schema_id: str, body: bytes) -> Schema:
             f"schema {schema_id!r} declares $schema {document.get('$schema')!r}; only draft-04, draft-06 and "
             "draft-07 are supported, because later keywords would be silently ignored",
         )
-    # A relative $id (Reflekt's convention) confuses fastjsonschema's resolution of local refs; ids are not
-    # needed for validation, and the dialect is made explicit so fastjsonschema picks the right generator.
+    # A relative $id (Reflekt's convention; draft-04 spells it id) confuses fastjsonschema's resolution of local
+    # refs; ids are not needed for validation, and the dialect is made explicit so the right generator is used.
     definition = {**document, "$schema": document.get("$schema", DEFAULT_DIALECT)}
     definition.pop("$id", None)
+    definition.pop("id", None)
     try:
         validate = fastjsonschema.compile(definition, handlers=_RefuseRemoteRefs(), use_default=False, fast_fail=False)
     except fastjsonschema.JsonSchemaDefinitionException as e:

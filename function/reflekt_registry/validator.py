@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ class Validator:
         if field is None:  # alias carries nothing a schema describes
             return Verdict(None)
         payload = event.get(field)
-        if event["type"] in OPTIONAL_PAYLOAD and not payload:
+        if event["type"] in OPTIONAL_PAYLOAD and (payload is None or payload == {}):
             return Verdict(None)
         where = f"$.{field}"
         if not isinstance(payload, dict):
@@ -116,9 +117,11 @@ def partition(events: list[dict[str, Any]], verdicts: list[Verdict]) -> tuple[li
 KEPT_FIELDS = ("type", "event", "name", "category", "userId", "anonymousId", "groupId", "previousId", "messageId",
                "timestamp", "originalTimestamp", "sentAt")
 KEPT_CONTEXT = ("library", "ip")
-# Bounds that keep a stand-in far under 32 KB whatever the client sent: 15 fields and 20 violations of 300 chars.
-MAX_KEPT_CHARS = 300
-MAX_KEPT_VIOLATIONS = 20
+# Bounds that keep a stand-in far under 32 KB whatever the client sent: each kept value serialises to at most
+# 300 bytes, so 14 fields, 2 context entries and 10 violations (3 values each, plus their message again in
+# validation_errors) come to about 17 KB with their keys.
+MAX_KEPT_BYTES = 300
+MAX_KEPT_VIOLATIONS = 10
 
 
 def shrink(event: dict[str, Any], size: int, limit: int) -> dict[str, Any]:
@@ -126,16 +129,19 @@ def shrink(event: dict[str, Any], size: int, limit: int) -> dict[str, Any]:
     context = event.get("context") if isinstance(event.get("context"), dict) else {}
     prior = context.get(ANNOTATION_KEY) if isinstance(context.get(ANNOTATION_KEY), dict) else {}
     violations = [Violation("$", "maxSize", f"event is {size} bytes; Segment accepts at most {limit}, so its data was dropped")]
-    violations += [Violation(**{k: _clip(v[k]) for k in ("path", "keyword", "message")}) for v in prior.get("violations", [])]
+    earlier = prior.get("violations") if isinstance(prior.get("violations"), list) else []
+    violations += [Violation(_clip(v.get("path")), _clip(v.get("keyword")), _clip(v.get("message")))
+                   for v in earlier if isinstance(v, dict)]
     stand_in = {name: _clip(event[name]) for name in KEPT_FIELDS if name in event}
     stand_in["context"] = {name: _clip(context[name]) for name in KEPT_CONTEXT if name in context}
     return annotate(stand_in, Verdict(_clip(prior.get("schemaId")), tuple(violations[:MAX_KEPT_VIOLATIONS])))
 
 
 def _clip(value: Any) -> Any:
-    if isinstance(value, str):
-        return value[:MAX_KEPT_CHARS]
-    if isinstance(value, (int, float, bool)) or value is None:
+    """The value itself if it serialises to at most MAX_KEPT_BYTES, else a string prefix of it that does."""
+    if len(json.dumps(value)) <= MAX_KEPT_BYTES:
         return value
-    text = str(value)  # an object where a scalar belongs (library is an object, kept when small)
-    return value if len(text) <= MAX_KEPT_CHARS else text[:MAX_KEPT_CHARS]
+    text = (value if isinstance(value, str) else json.dumps(value))[:MAX_KEPT_BYTES]
+    while len(json.dumps(text)) > MAX_KEPT_BYTES:  # escapes (\u00e9, \") take up to 12 bytes a character
+        text = text[: len(text) // 2]
+    return text

@@ -1,0 +1,615 @@
+"""The schema store: which ids are accepted, where schemas are read from, how they compile and how long they are kept."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import fastjsonschema
+import pytest
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from moto import mock_aws
+
+from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
+from reflekt_registry.config import S3Location
+from reflekt_registry.errors import SchemaStoreUnavailableError
+from reflekt_registry.schemas import (MAX_SCHEMA_ID_LENGTH, MISSING_SCHEMA_TTL_SECONDS, NOT_MODIFIED,
+                                      STALE_RETRY_SECONDS, CompiledSchema, DirectorySource, Fetched, S3Source,
+                                      SchemaStore, UnusableSchema, compile_schema, is_valid_schema_id)
+
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+ORDER = "jaffle_shop/Order_Completed/1-0.json"
+
+
+def body(document: Any) -> bytes:
+    return json.dumps(document).encode()
+
+
+def accepts(schema: CompiledSchema, data: Any) -> bool:
+    try:
+        schema.validate(data)
+    except (fastjsonschema.JsonSchemaValueException, fastjsonschema.JsonSchemaValuesException):
+        return False
+    return True
+
+
+def write(root: Path, schema_id: str, content: bytes | str) -> Path:
+    path = root / schema_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+# -- schema ids -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schema_id", [
+    TEST_EVENT,
+    ORDER,
+    "Order_Completed/1-0.json",
+    "x.json",
+    "plan/v1.2/Event-Name/1-0.json",
+    "a" * (MAX_SCHEMA_ID_LENGTH - len(".json")) + ".json",
+])
+def test_reflekt_ids_are_accepted(schema_id):
+    """A relative path of plain segments ending in .json, up to the length cap, is a schema id."""
+    assert is_valid_schema_id(schema_id)
+
+
+def test_every_example_schema_is_named_by_an_accepted_id():
+    """The ids Reflekt writes into $id are exactly the ones the registry accepts, and match the file's path."""
+    paths = sorted(EXAMPLE_SCHEMAS.rglob("*.json"))
+    assert paths
+    for path in paths:
+        schema_id = path.relative_to(EXAMPLE_SCHEMAS).as_posix()
+        assert json.loads(path.read_text())["$id"] == schema_id
+        assert is_valid_schema_id(schema_id), schema_id
+
+
+@pytest.mark.parametrize("schema_id", [
+    "../x.json",
+    "a/../../x.json",
+    "a/./x.json",
+    "a//x.json",
+    "/etc/passwd.json",
+    "file:///x.json",
+    "http://h/x.json",
+    "C:\\x.json",
+    "a\\..\\x.json",
+    "~/x.json",
+    "a%2F..%2Fx.json",
+    "",
+    " ",
+    " a/x.json",
+    "a/x.json ",
+    "a/x.json\n",
+    "a\x00/x.json",
+    ".reflekt/meta/1-0.json",
+    ".json",
+    "a/x",
+    "a/x.JSON",
+    "a/x.json/",
+    "a" * 595 + ".json",
+    "a" * (MAX_SCHEMA_ID_LENGTH - len(".json") + 1) + ".json",
+    None,
+    5,
+    b"a/x.json",
+    ["a/x.json"],
+    {"$id": "a/x.json"},
+], ids=repr)
+def test_path_tricks_and_non_ids_are_refused(schema_id):
+    """Anything that could leave the schema folder or prefix, or is not a string path ending in .json, is refused."""
+    assert not is_valid_schema_id(schema_id)
+
+
+# -- DirectorySource ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def layout(tmp_path):
+    """A schemas/ root and a secret just outside it."""
+    root = tmp_path / "schemas"
+    write(root, TEST_EVENT, '{"type": "object"}')
+    write(tmp_path, "secret.json", '{"secret": true}')
+    return root
+
+
+def test_directory_source_reads_a_schema_and_says_when_it_is_unchanged(layout):
+    """A fetch returns the body and a version; the same version is NOT_MODIFIED; an edit yields the new body."""
+    source = DirectorySource(layout)
+    first = source.fetch(TEST_EVENT, None)
+    assert isinstance(first, Fetched) and first.body == b'{"type": "object"}'
+    assert source.fetch(TEST_EVENT, first.version) is NOT_MODIFIED
+    write(layout, TEST_EVENT, '{"type": "string", "minLength": 1}')
+    second = source.fetch(TEST_EVENT, first.version)
+    assert isinstance(second, Fetched) and second.body == b'{"type": "string", "minLength": 1}'
+    assert second.version != first.version
+
+
+@pytest.mark.parametrize("schema_id", ["segment/demo/Nope/1-0.json", "segment/demo", "segment"])
+def test_directory_source_has_no_schema_for_a_missing_file_or_a_folder(layout, schema_id):
+    """Only regular files are schemas; anything else is 'no such schema'."""
+    assert DirectorySource(layout).fetch(schema_id, None) is None
+
+
+@pytest.mark.parametrize("schema_id", ["../secret.json", "segment/../../secret.json", "SECRET_ABSOLUTE"])
+def test_directory_source_never_reads_outside_its_root(layout, schema_id):
+    """Even an id that slipped past is_valid_schema_id cannot name a file outside the root."""
+    if schema_id == "SECRET_ABSOLUTE":
+        schema_id = str(layout.parent / "secret.json")
+    assert DirectorySource(layout).fetch(schema_id, None) is None
+
+
+def test_directory_source_does_not_follow_a_symlinked_file_out_of_the_root(layout):
+    """A link inside the root to a file outside it is not served."""
+    (layout / "segment" / "leak.json").symlink_to(layout.parent / "secret.json")
+    assert DirectorySource(layout).fetch("segment/leak.json", None) is None
+
+
+def test_directory_source_does_not_follow_a_symlinked_folder_out_of_the_root(layout):
+    """A link inside the root to a folder outside it does not open that folder."""
+    (layout / "outside").symlink_to(layout.parent, target_is_directory=True)
+    assert DirectorySource(layout).fetch("outside/secret.json", None) is None
+
+
+def test_directory_source_serves_links_that_stay_inside_the_root(layout, tmp_path):
+    """Confinement is by where a path resolves to: links within the root, and a linked root, still work."""
+    (layout / "alias.json").symlink_to(layout / TEST_EVENT)
+    linked_root = tmp_path / "linked-schemas"
+    linked_root.symlink_to(layout, target_is_directory=True)
+    assert DirectorySource(layout).fetch("alias.json", None).body == b'{"type": "object"}'
+    assert DirectorySource(linked_root).fetch(TEST_EVENT, None).body == b'{"type": "object"}'
+
+
+# -- compile_schema: dialects -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("draft", ["draft-04", "draft-06", "draft-07"])
+@pytest.mark.parametrize("hash_sign", ["#", ""])
+def test_supported_drafts_compile(scheme, draft, hash_sign):
+    """draft-04, -06 and -07 compile however their $schema URI is spelled."""
+    schema = compile_schema("a/x.json", body({"$schema": f"{scheme}://json-schema.org/{draft}/schema{hash_sign}",
+                                              "type": "string"}))
+    assert isinstance(schema, CompiledSchema)
+    assert accepts(schema, "x") and not accepts(schema, 1)
+
+
+def test_a_schema_without_dialect_is_read_as_draft_07():
+    """No $schema means draft-07, not draft-04 and not fastjsonschema's own default (its 2019-09 generator)."""
+    numeric_exclusive = compile_schema("a/x.json", body({"type": "number", "exclusiveMinimum": 5}))
+    assert not accepts(numeric_exclusive, 5) and accepts(numeric_exclusive, 6)  # draft-04 wants a boolean there
+    const = compile_schema("a/x.json", body({"const": 3}))
+    assert not accepts(const, 4)  # draft-04 has no const and would accept anything
+    # 'duration' is a format only from 2019-09 on; fastjsonschema's default generator would assert it.
+    duration = compile_schema("a/x.json", body({"type": "string", "format": "duration"}))
+    assert accepts(duration, "not a duration")
+
+
+@pytest.mark.parametrize("declared", [
+    "https://json-schema.org/draft/2019-09/schema",
+    "https://json-schema.org/draft/2020-12/schema",
+    "http://json-schema.org/draft-03/schema#",
+    "http://json-schema.org/schema#",
+    "http://example.com/json-schema.org/draft-07/schema#",
+    "",
+    7,
+    None,
+])
+def test_other_dialects_are_refused_with_the_reason(declared):
+    """A later (or unknown) dialect is refused, because fastjsonschema would silently ignore its keywords."""
+    schema = compile_schema(ORDER, body({"$schema": declared, "type": "object", "unevaluatedProperties": False}))
+    assert isinstance(schema, UnusableSchema)
+    assert schema.schema_id == ORDER
+    assert repr(ORDER) in schema.reason
+    assert "only draft-04, draft-06 and draft-07 are supported" in schema.reason
+
+
+# -- compile_schema: unusable documents ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", [
+    b"not json",
+    b"{",
+    b"\xff\xfe",
+    b"",
+    b"[1]",
+    b'"schema"',
+    b"true",
+    b"null",
+    body({"type": "strin"}),
+    body({"properties": 5}),
+    body({"pattern": "("}),
+    body({"required": "name"}),
+    body({"minimum": "zero"}),
+    body({"additionalProperties": 3}),
+    body({"$ref": 5}),
+    body({"$ref": "#/definitions/missing"}),
+], ids=repr)
+def test_unusable_documents_say_why_and_name_the_schema(content):
+    """Not JSON, not an object, or bad keyword values: an UnusableSchema whose reason names the schema id."""
+    schema = compile_schema(ORDER, content)
+    assert isinstance(schema, UnusableSchema)
+    assert schema.schema_id == ORDER
+    assert repr(ORDER) in schema.reason
+
+
+# -- compile_schema: $ref ---------------------------------------------------------------------------------------
+
+class _Loopback(ThreadingHTTPServer):
+    daemon_threads = True
+    connections = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
+
+
+class _ServeInteger(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        payload = b'{"type": "integer"}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback(monkeypatch):
+    """A schema server on 127.0.0.1 that counts every connection made to it."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # urlopen would otherwise take the premise check to a proxy
+    server = _Loopback(("127.0.0.1", 0), _ServeInteger)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("shape", ["top-level http", "nested https", "relative to a nested $id", "under definitions"])
+def test_remote_refs_are_refused_without_a_request(loopback, shape):
+    """A $ref to http(s) makes the schema unusable, and nothing is fetched from the address it names."""
+    base = f"127.0.0.1:{loopback.server_address[1]}"
+    document = {
+        "top-level http": {"$ref": f"http://{base}/x.json"},
+        "nested https": {"properties": {"a": {"$ref": f"https://{base}/x.json"}}},
+        "relative to a nested $id": {"properties": {"a": {"$id": f"http://{base}/dir/a.json",
+                                                          "properties": {"b": {"$ref": "other.json"}}}}},
+        "under definitions": {"definitions": {"p": {"$ref": f"http://{base}/p.json"}},
+                              "properties": {"a": {"$ref": "#/definitions/p"}}},
+    }[shape]
+    schema = compile_schema(ORDER, body(document))
+    assert isinstance(schema, UnusableSchema)
+    assert "points outside the schema" in schema.reason
+    assert loopback.connections == 0
+    # The premise: plain fastjsonschema does go there, so the counter above would have seen it.
+    with contextlib.suppress(Exception):
+        fastjsonschema.compile(copy.deepcopy(document))
+    assert loopback.connections >= 1
+
+
+def test_file_refs_are_refused(tmp_path):
+    """A $ref to file:// is refused even when the file exists and holds a good schema."""
+    target = write(tmp_path, "integer.json", '{"type": "integer"}')
+    document = {"properties": {"a": {"$ref": target.as_uri()}}}
+    schema = compile_schema(ORDER, body(document))
+    assert isinstance(schema, UnusableSchema)
+    assert target.as_uri() in schema.reason
+    # The premise: plain fastjsonschema reads the file, so refusing it is the registry's doing.
+    assert fastjsonschema.compile(copy.deepcopy(document))({"a": 1}) == {"a": 1}
+
+
+@pytest.mark.parametrize("ref", ["other.json", "../common/Product/1-0.json", "//127.0.0.1:9/x.json"])
+def test_relative_refs_to_other_documents_are_refused(ref):
+    """A ref to another document, however it is spelled, is refused with a message that says so."""
+    schema = compile_schema(ORDER, body({"properties": {"a": {"$ref": ref}}}))
+    assert isinstance(schema, UnusableSchema)
+    assert "points outside the schema" in schema.reason
+
+
+@pytest.mark.parametrize("draft,id_keyword", [
+    ("draft-07", "$id"),
+    ("draft-06", "$id"),
+    ("draft-04", "$id"),
+    ("draft-04", "id"),  # draft-04 spells its id keyword without the dollar
+])
+def test_local_refs_resolve_next_to_a_relative_id(draft, id_keyword):
+    """'#/definitions/x' refs work in a schema carrying Reflekt's relative id, in every supported draft."""
+    document = {
+        "$schema": f"http://json-schema.org/{draft}/schema#",
+        id_keyword: "jaffle_shop/Cart_Viewed/1-0.json",
+        "definitions": {"price": {"type": "number", "minimum": 0}},
+        "type": "object",
+        "properties": {"total": {"$ref": "#/definitions/price"},
+                       "prices": {"type": "array", "items": {"$ref": "#/definitions/price"}}},
+    }
+    schema = compile_schema("jaffle_shop/Cart_Viewed/1-0.json", body(document))
+    assert isinstance(schema, CompiledSchema), getattr(schema, "reason", "")
+    assert accepts(schema, {"total": 1, "prices": [0, 2.5]})
+    assert not accepts(schema, {"total": -1})
+    assert not accepts(schema, {"prices": [1, "x"]})
+
+
+def test_validation_never_writes_defaults_into_the_event():
+    """Schema defaults are not filled in: what is forwarded is what the client sent."""
+    schema = compile_schema("a/x.json", body({
+        "type": "object",
+        "properties": {"plan": {"type": "string", "default": "free"},
+                       "cart": {"type": "object", "default": {}, "properties": {"currency": {"default": "USD"}}}},
+    }))
+    event = {"cart": {}}
+    schema.validate(event)
+    assert event == {"cart": {}}
+
+
+# -- SchemaStore --------------------------------------------------------------------------------------------------
+
+THING = "t/Thing/1-0.json"
+STRING_SCHEMA = body({"$schema": DRAFT_07, "type": "string"})
+INTEGER_SCHEMA = body({"$schema": DRAFT_07, "type": "integer"})
+
+
+class FakeSource:
+    """Schemas in memory, versioned by content like ETags; records each fetch and can be taken down."""
+
+    def __init__(self, schemas: dict[str, bytes] | None = None):
+        self.schemas = dict(schemas or {})
+        self.fetches: list[tuple[str, str | None]] = []
+        self.down = False
+        self.before_fetch = lambda: None
+
+    def __str__(self) -> str:
+        return "the fake source"
+
+    def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
+        self.fetches.append((schema_id, known_version))
+        self.before_fetch()
+        if self.down:
+            raise SchemaStoreUnavailableError("the fake source is down")
+        content = self.schemas.get(schema_id)
+        if content is None:
+            return None
+        version = hashlib.sha256(content).hexdigest()
+        return NOT_MODIFIED if version == known_version else Fetched(content, version)
+
+
+@pytest.fixture
+def source():
+    return FakeSource({THING: STRING_SCHEMA})
+
+
+def test_a_schema_is_fetched_and_compiled_once_within_the_ttl(source, clock):
+    """Within the TTL every lookup is served from memory: one fetch, one compiled object."""
+    store = SchemaStore(source, ttl=60, clock=clock)
+    first = store.get(THING)
+    clock.advance(59.999)
+    assert store.get(THING) is first
+    assert source.fetches == [(THING, None)]
+
+
+def test_an_unchanged_schema_is_not_recompiled_after_the_ttl(source, clock):
+    """After the TTL the store asks 'changed since <version>?'; NOT_MODIFIED keeps the compiled schema another TTL."""
+    store = SchemaStore(source, ttl=60, clock=clock)
+    first = store.get(THING)
+    clock.advance(60)
+    assert store.get(THING) is first
+    version = hashlib.sha256(STRING_SCHEMA).hexdigest()
+    assert source.fetches == [(THING, None), (THING, version)]
+    clock.advance(59.999)
+    assert store.get(THING) is first
+    assert len(source.fetches) == 2
+
+
+def test_a_changed_schema_is_recompiled_after_the_ttl(source, clock):
+    """A new body is compiled and used once the TTL has passed, and not before."""
+    store = SchemaStore(source, ttl=60, clock=clock)
+    first = store.get(THING)
+    source.schemas[THING] = INTEGER_SCHEMA
+    clock.advance(30)
+    assert store.get(THING) is first
+    clock.advance(30)
+    second = store.get(THING)
+    assert second is not first
+    assert accepts(second, 1) and not accepts(second, "x")
+
+
+@pytest.mark.parametrize("ttl,refetch_after", [(60, MISSING_SCHEMA_TTL_SECONDS), (2, 2)])
+def test_an_unknown_id_is_remembered_for_a_short_while(clock, ttl, refetch_after):
+    """An unknown id is unusable (naming id and source) and looked up again after min(TTL, MISSING_SCHEMA_TTL_SECONDS)."""
+    source = FakeSource()
+    store = SchemaStore(source, ttl=ttl, clock=clock)
+    missing = store.get(THING)
+    assert isinstance(missing, UnusableSchema)
+    assert repr(THING) in missing.reason and "the fake source" in missing.reason
+    clock.advance(refetch_after - 0.001)
+    assert store.get(THING) is missing
+    assert len(source.fetches) == 1
+    source.schemas[THING] = STRING_SCHEMA
+    clock.advance(0.001)
+    assert isinstance(store.get(THING), CompiledSchema)
+    assert len(source.fetches) == 2
+
+
+def test_a_stream_of_events_naming_an_unknown_id_costs_one_fetch_per_interval(clock):
+    """100 lookups over 50 s of an unknown id fetch it once per MISSING_SCHEMA_TTL_SECONDS, not once per event."""
+    source = FakeSource()
+    store = SchemaStore(source, ttl=60, clock=clock)
+    for _ in range(100):
+        store.get(THING)
+        clock.advance(0.5)
+    assert len(source.fetches) == int(50 // MISSING_SCHEMA_TTL_SECONDS)
+
+
+def test_an_unusable_schema_is_kept_for_the_ttl_too(clock):
+    """A broken schema is compiled (and logged) once per TTL, not once per event."""
+    source = FakeSource({THING: b"{"})
+    store = SchemaStore(source, ttl=60, clock=clock)
+    first = store.get(THING)
+    clock.advance(59)
+    assert store.get(THING) is first
+    assert isinstance(first, UnusableSchema) and len(source.fetches) == 1
+
+
+def test_a_cached_schema_is_served_while_the_source_is_down(source, clock):
+    """A failing source serves the cached schema, retries every STALE_RETRY_SECONDS, and once back gives a full TTL."""
+    store = SchemaStore(source, ttl=60, clock=clock)
+    first = store.get(THING)
+    clock.advance(60)
+    source.down = True
+    assert store.get(THING) is first
+    assert len(source.fetches) == 2
+    clock.advance(STALE_RETRY_SECONDS - 0.001)
+    assert store.get(THING) is first
+    assert len(source.fetches) == 2
+    clock.advance(0.001)
+    source.down = False
+    assert store.get(THING) is first
+    assert len(source.fetches) == 3
+    clock.advance(59.999)
+    assert store.get(THING) is first
+    assert len(source.fetches) == 3
+
+
+def test_without_a_cached_schema_a_failing_source_raises_and_nothing_is_remembered(source, clock):
+    """Nothing to fall back on: SchemaStoreUnavailableError; the failure is not cached as 'no such schema'."""
+    store = SchemaStore(source, ttl=60, clock=clock)
+    source.down = True
+    with pytest.raises(SchemaStoreUnavailableError):
+        store.get(THING)
+    source.down = False
+    assert isinstance(store.get(THING), CompiledSchema)
+    assert len(source.fetches) == 2
+
+
+def test_concurrent_lookups_of_an_expired_schema_fetch_it_once(source):
+    """Threads that all find the entry expired wait for the one refresh instead of each fetching."""
+    threads_count = 8
+    calls = 0
+    called = threading.Condition()
+
+    def counting_clock() -> float:
+        nonlocal calls
+        with called:
+            calls += 1
+            called.notify_all()
+            return 1000.0 if calls == 1 else 2000.0  # the first lookup primes; every later one finds it expired
+
+    store = SchemaStore(source, ttl=60, clock=counting_clock)
+    store.get(THING)
+
+    def hold_until_everyone_saw_it_expired() -> None:
+        # Each thread reads the clock once before taking the lock, the refreshing one once more after.
+        with called:
+            called.wait_for(lambda: calls >= 1 + threads_count + 1, timeout=5)
+
+    source.before_fetch = hold_until_everyone_saw_it_expired
+    results: list[Any] = []
+    workers = [threading.Thread(target=lambda: results.append(store.get(THING))) for _ in range(threads_count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=10)
+    assert len(results) == threads_count
+    assert len(source.fetches) == 2  # the priming fetch and a single refresh
+
+
+# -- S3Source (moto, in process) -------------------------------------------------------------------------------
+
+BUCKET = "registry-schemas"
+
+
+@pytest.fixture
+def s3():
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def s3_source(prefix: str = "schemas/", bucket: str = BUCKET) -> S3Source:
+    return S3Source(S3Location(bucket, "us-east-1", prefix))
+
+
+def test_s3_source_returns_the_body_and_its_etag(s3):
+    """A fetch returns the object's bytes and its ETag as the version."""
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{THING}", Body=STRING_SCHEMA)
+    fetched = s3_source().fetch(THING, None)
+    assert isinstance(fetched, Fetched)
+    assert fetched.body == STRING_SCHEMA
+    assert fetched.version == s3.head_object(Bucket=BUCKET, Key=f"schemas/{THING}")["ETag"]
+
+
+def test_s3_source_conditional_fetch(s3):
+    """With the ETag it already has the answer is NOT_MODIFIED; after an upload it is the new body."""
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{THING}", Body=STRING_SCHEMA)
+    source = s3_source()
+    first = source.fetch(THING, None)
+    assert source.fetch(THING, first.version) is NOT_MODIFIED
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{THING}", Body=INTEGER_SCHEMA)
+    second = source.fetch(THING, first.version)
+    assert isinstance(second, Fetched) and second.body == INTEGER_SCHEMA
+
+
+def test_s3_source_has_no_schema_for_a_missing_key(s3):
+    """A key that does not exist is 'no such schema', not an outage."""
+    assert s3_source().fetch(THING, None) is None
+
+
+def test_s3_source_missing_bucket_is_an_outage(s3):
+    """A bucket that does not exist is a misconfiguration the store cannot answer through."""
+    with pytest.raises(SchemaStoreUnavailableError, match="no-such-bucket"):
+        s3_source(bucket="no-such-bucket").fetch(THING, None)
+
+
+class _FailingS3:
+    """An S3 client whose get_object always raises the given error."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def get_object(self, **request: Any) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject"),
+    ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate"}}, "GetObject"),
+    ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}}, "GetObject"),
+    EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
+    ConnectTimeoutError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
+    ReadTimeoutError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
+], ids=lambda e: type(e).__name__ + ("-" + e.response["Error"]["Code"] if isinstance(e, ClientError) else ""))
+def test_s3_source_errors_are_outages(error):
+    """Denied, throttled, failing or unreachable S3 raises SchemaStoreUnavailableError naming the object."""
+    source = S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), client=_FailingS3(error))
+    with pytest.raises(SchemaStoreUnavailableError, match=f"s3://{BUCKET}/schemas/{THING}"):
+        source.fetch(THING, None)
+
+
+@pytest.mark.parametrize("prefix", ["schemas/", "", "team/tracking-plan/"])
+def test_s3_source_reads_under_its_prefix(s3, prefix):
+    """SCHEMA_PREFIX is prepended to the id, and only that key is read."""
+    for other in {"schemas/", "", "team/tracking-plan/"}:
+        s3.put_object(Bucket=BUCKET, Key=f"{other}{THING}", Body=body({"title": other}))
+    assert json.loads(s3_source(prefix).fetch(THING, None).body) == {"title": prefix}
+
+
+def test_store_over_s3_recompiles_only_after_an_upload(s3, clock):
+    """End to end through moto: an unchanged object is a 304 and the same compiled schema; a new upload recompiles."""
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{THING}", Body=STRING_SCHEMA)
+    store = SchemaStore(s3_source(), ttl=60, clock=clock)
+    first = store.get(THING)
+    clock.advance(60)
+    assert store.get(THING) is first
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{THING}", Body=INTEGER_SCHEMA)
+    clock.advance(60)
+    second = store.get(THING)
+    assert second is not first and accepts(second, 1) and not accepts(second, "x")

@@ -1,0 +1,431 @@
+"""Judging events against the schema they name, and marking the ones that fail."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reflekt_registry.errors import SchemaStoreUnavailableError
+from reflekt_registry.forwarder import MAX_EVENT_BYTES, encode
+from reflekt_registry.schemas import DirectorySource, SchemaStore
+from reflekt_registry.validator import (MAX_KEPT_VIOLATIONS, Validator, Verdict, Violation, annotate, partition,
+                                        shrink)
+
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+THING = "t/Thing/1-0.json"
+ORDER = "t/Order/1-0.json"
+DEFAULTS = "t/Defaults/1-0.json"
+BROKEN = "t/Broken/1-0.json"
+DEEP = "t/Deep/1-0.json"
+UNKNOWN = "t/Nope/1-0.json"
+
+SCHEMAS: dict[str, Any] = {
+    THING: {
+        "type": "object",
+        "properties": {"schema_id": {"const": THING}, "n": {"type": "integer"}},
+        "required": ["schema_id", "n"],
+        "additionalProperties": False,
+    },
+    ORDER: {
+        "type": "object",
+        "definitions": {"amount": {"type": "number", "minimum": 0}},
+        "properties": {
+            "schema_id": {"const": ORDER},
+            "order_id": {"type": "string"},
+            "revenue": {"$ref": "#/definitions/amount"},
+            "currency": {"enum": ["USD", "EUR"]},
+            "products": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"product_id": {"type": "string"}, "price": {"$ref": "#/definitions/amount"},
+                               "quantity": {"type": "integer", "minimum": 1}},
+                "required": ["product_id", "price", "quantity"],
+            }},
+        },
+        "required": ["schema_id", "order_id", "revenue", "currency", "products"],
+    },
+    DEFAULTS: {
+        "type": "object",
+        "properties": {"plan": {"type": "string", "default": "free"},
+                       "cart": {"type": "object", "default": {}, "properties": {"currency": {"default": "USD"}}},
+                       "n": {"type": "integer"}},
+    },
+    DEEP: {"type": "object", "additionalProperties": {"$ref": "#"}},
+}
+
+
+@pytest.fixture
+def schema_dir(tmp_path: Path) -> Path:
+    for schema_id, document in SCHEMAS.items():
+        path = tmp_path / schema_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"$schema": DRAFT_07, "$id": schema_id, **document}))
+    (tmp_path / BROKEN).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / BROKEN).write_text("{")
+    return tmp_path
+
+
+@pytest.fixture
+def store(schema_dir: Path) -> SchemaStore:
+    return SchemaStore(DirectorySource(schema_dir), ttl=60)
+
+
+@pytest.fixture
+def validator(store: SchemaStore) -> Validator:
+    return Validator(store)
+
+
+class RecordingStore:
+    """A schema store that records what it is asked for and answers nothing useful."""
+
+    def __init__(self, error: Exception | None = None):
+        self.gets: list[str] = []
+        self.error = error
+
+    def get(self, schema_id: str) -> Any:
+        self.gets.append(schema_id)
+        if self.error:
+            raise self.error
+        raise AssertionError(f"the store was consulted for {schema_id!r}")
+
+
+def call(call_type: str, **fields: Any) -> dict[str, Any]:
+    return {"type": call_type, "userId": "u1", "messageId": "m-1", **fields}
+
+
+def thing(n: Any = 1, **extra: Any) -> dict[str, Any]:
+    return {"schema_id": THING, "n": n, **extra}
+
+
+def pairs(verdict: Verdict) -> set[tuple[str, str]]:
+    return {(v.path, v.keyword) for v in verdict.violations}
+
+
+# -- check(): which field, which call ---------------------------------------------------------------------------
+
+FIELD_OF = [("track", "properties"), ("page", "properties"), ("screen", "properties"),
+            ("identify", "traits"), ("group", "traits")]
+
+
+@pytest.mark.parametrize("call_type,field", FIELD_OF)
+def test_each_call_type_validates_its_own_field(validator, call_type, field):
+    """track/page/screen are judged on properties, identify/group on traits; the verdict names the schema."""
+    good = validator.check(call(call_type, **{field: thing(1)}))
+    bad = validator.check(call(call_type, **{field: thing("one")}))
+    assert good.valid and good.schema_id == THING
+    assert not bad.valid and bad.schema_id == THING
+    assert bad.violations == (Violation(f"$.{field}.n", "type", f"$.{field}.n must be integer"),)
+
+
+@pytest.mark.parametrize("call_type,field", FIELD_OF)
+def test_the_other_field_is_not_validated(validator, call_type, field):
+    """Only the described field counts: junk in the other one (properties vs traits) does not make an event invalid."""
+    other = "traits" if field == "properties" else "properties"
+    verdict = validator.check(call(call_type, **{field: thing(1), other: {"schema_id": "../x.json", "n": "junk"}}))
+    assert verdict.valid
+
+
+def test_alias_is_valid_without_a_schema(validator):
+    """alias carries nothing a schema describes: valid, no schema id, whatever else it holds."""
+    verdict = validator.check(call("alias", previousId="p", properties={"schema_id": "../x.json"}))
+    assert verdict == Verdict(None)
+    assert verdict.valid
+
+
+@pytest.mark.parametrize("call_type", ["identify", "group"])
+@pytest.mark.parametrize("traits", ["absent", None, {}])
+def test_identify_and_group_without_traits_are_valid(call_type, traits):
+    """Traits are optional on identify and group; without any there is nothing to validate, and no store lookup."""
+    event = call(call_type, groupId="g1")
+    if traits != "absent":
+        event["traits"] = traits
+    store = RecordingStore()
+    assert Validator(store).check(event) == Verdict(None)
+    assert store.gets == []
+
+
+@pytest.mark.parametrize("call_type,field,payload", [
+    ("track", "properties", "absent"),
+    ("track", "properties", None),
+    ("track", "properties", ["schema_id", THING]),
+    ("page", "properties", "x"),
+    ("screen", "properties", 5),
+    ("track", "properties", True),
+    ("identify", "traits", "x"),
+    ("group", "traits", [{"schema_id": THING}]),
+], ids=repr)
+def test_a_non_object_payload_is_one_type_violation(call_type, field, payload):
+    """Properties/traits that are not an object cannot name a schema: one 'type' violation at $.<field>."""
+    event = call(call_type)
+    if payload != "absent":
+        event[field] = payload
+    verdict = Validator(RecordingStore()).check(event)
+    assert [(v.path, v.keyword) for v in verdict.violations] == [(f"$.{field}", "type")]
+    assert verdict.schema_id is None
+
+
+# -- check(): schema_id --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schema_id,keyword", [
+    ("absent", "required"),
+    (None, "required"),
+    (5, "schema_id"),
+    (True, "schema_id"),
+    ([THING], "schema_id"),
+    ({"$id": THING}, "schema_id"),
+    ("", "schema_id"),
+    ("../x.json", "schema_id"),
+    ("a/../../x.json", "schema_id"),
+    ("/etc/passwd.json", "schema_id"),
+    ("file:///x.json", "schema_id"),
+    ("http://169.254.169.254/x.json", "schema_id"),
+    ("C:\\x.json", "schema_id"),
+    (".reflekt/meta/1-0.json", "schema_id"),
+    ("t/Thing/1-0", "schema_id"),
+], ids=repr)
+def test_a_missing_or_unusable_schema_id_is_one_violation_without_a_lookup(schema_id, keyword):
+    """No id, a non-string id or a path trick: one violation at $.properties.schema_id, and no store lookup."""
+    properties: dict[str, Any] = {"n": 1}
+    if schema_id != "absent":
+        properties["schema_id"] = schema_id
+    store = RecordingStore()
+    verdict = Validator(store).check(call("track", event="E", properties=properties))
+    assert [(v.path, v.keyword) for v in verdict.violations] == [("$.properties.schema_id", keyword)]
+    assert verdict.schema_id is None
+    assert store.gets == []
+
+
+def test_a_huge_bad_schema_id_is_quoted_only_in_part():
+    """The message quotes at most the start of a hostile id, so one event cannot bloat the annotation."""
+    verdict = Validator(RecordingStore()).check(call("track", properties={"schema_id": "../" * 10_000 + "x.json"}))
+    [violation] = verdict.violations
+    assert len(violation.message) < 250
+
+
+def test_an_unknown_schema_is_a_schema_violation_with_the_stores_reason(validator, store):
+    """An id with no schema is invalid under the 'schema' keyword, carrying the store's reason and the id."""
+    verdict = validator.check(call("track", properties={"schema_id": UNKNOWN, "n": 1}))
+    assert verdict.schema_id == UNKNOWN
+    assert verdict.violations == (Violation("$.properties.schema_id", "schema", store.get(UNKNOWN).reason),)
+    assert UNKNOWN in verdict.violations[0].message
+
+
+def test_a_broken_schema_makes_its_events_invalid_with_the_reason(validator):
+    """Events naming a schema that cannot compile are invalid and say why, rather than failing the request."""
+    verdict = validator.check(call("track", properties={"schema_id": BROKEN}))
+    [violation] = verdict.violations
+    assert (violation.path, violation.keyword) == ("$.properties.schema_id", "schema")
+    assert "not valid JSON" in violation.message
+
+
+def test_an_unavailable_store_raises():
+    """When the store cannot answer, check() raises (the request gets a 503) instead of judging the event."""
+    store = RecordingStore(error=SchemaStoreUnavailableError("S3 is down"))
+    with pytest.raises(SchemaStoreUnavailableError):
+        Validator(store).check(call("track", properties=thing()))
+    assert store.gets == [THING]
+
+
+# -- check(): violations ----------------------------------------------------------------------------------------
+
+def test_every_violation_is_reported_with_its_json_path(validator):
+    """All violations, not just the first, each at a JSONPath into the event, array indexes included."""
+    properties = {
+        "schema_id": ORDER, "order_id": 7, "revenue": -1, "currency": "JPY",
+        "products": [{"product_id": "p1", "price": 1, "quantity": 1},
+                     {"product_id": "p2", "price": "free", "quantity": 0},
+                     {"price": 2, "quantity": 1}],
+    }
+    verdict = validator.check(call("track", event="Order Completed", properties=properties))
+    assert pairs(verdict) == {
+        ("$.properties.order_id", "type"),
+        ("$.properties.revenue", "minimum"),
+        ("$.properties.currency", "enum"),
+        ("$.properties.products[1].price", "type"),
+        ("$.properties.products[1].quantity", "minimum"),
+        ("$.properties.products[2]", "required"),
+    }
+    assert len(verdict.violations) == 6
+    for violation in verdict.violations:
+        assert violation.message.startswith(violation.path + " "), violation
+        assert "data" not in violation.message
+
+
+def test_a_violation_of_the_whole_payload_is_at_the_field(validator):
+    """A failure of the payload itself (a missing or extra property) is reported at $.properties."""
+    verdict = validator.check(call("track", properties={"schema_id": THING, "extra": 1}))
+    assert pairs(verdict) == {("$.properties", "required"), ("$.properties", "additionalProperties")}
+    assert all(v.message.startswith("$.properties ") for v in verdict.violations)
+
+
+@pytest.mark.parametrize("schema_id,payload", [
+    (DEFAULTS, {"cart": {}}),
+    (DEFAULTS, {"n": "not an integer"}),
+    (ORDER, {"products": [{"price": "free"}]}),
+])
+def test_check_leaves_the_event_untouched(validator, schema_id, payload):
+    """Valid or not, check() changes nothing in the event (no schema defaults filled in)."""
+    event = call("track", event="E", properties={"schema_id": schema_id, **payload}, context={"ip": "203.0.113.9"})
+    before = copy.deepcopy(event)
+    validator.check(event)
+    assert event == before
+
+
+def test_data_too_deep_for_the_validator_is_judged_invalid_not_raised(validator):
+    """Nesting deep enough to break the generated code makes the event invalid; the request still succeeds."""
+    properties: dict[str, Any] = {"schema_id": DEEP}
+    node = properties
+    for _ in range(5_000):
+        node["a"] = {}
+        node = node["a"]
+    verdict = validator.check(call("track", properties=properties))
+    assert [(v.path, v.keyword) for v in verdict.violations] == [("$.properties", "error")]
+
+
+# -- annotate() -----------------------------------------------------------------------------------------------------
+
+VERDICT = Verdict(THING, (Violation("$.properties.n", "type", "$.properties.n must be integer"),
+                          Violation("$.properties", "required", "$.properties must contain ['n'] properties")))
+
+
+def test_annotate_adds_the_legacy_list_and_the_structured_record():
+    """properties.validation_errors gets the messages, context.reflekt the id and violations; the rest is kept."""
+    event = call("track", event="E", properties={"schema_id": THING, "n": "x"},
+                 context={"ip": "203.0.113.9", "library": {"name": "analytics.js"}})
+    assert annotate(event, VERDICT) is event
+    assert event["properties"] == {"schema_id": THING, "n": "x", "validation_errors": [
+        "$.properties.n must be integer", "$.properties must contain ['n'] properties"]}
+    assert event["context"] == {"ip": "203.0.113.9", "library": {"name": "analytics.js"}, "reflekt": {
+        "schemaId": THING,
+        "violations": [{"path": "$.properties.n", "keyword": "type", "message": "$.properties.n must be integer"},
+                       {"path": "$.properties", "keyword": "required",
+                        "message": "$.properties must contain ['n'] properties"}],
+    }}
+    assert {k: event[k] for k in ("type", "event", "userId", "messageId")} == {
+        "type": "track", "event": "E", "userId": "u1", "messageId": "m-1"}
+
+
+@pytest.mark.parametrize("call_type", ["identify", "group"])
+def test_annotate_marks_traits_on_identify_and_group(call_type):
+    """For identify/group the legacy list goes into traits, and no properties object is invented."""
+    event = annotate(call(call_type, traits={"email": "x"}), VERDICT)
+    assert event["traits"]["validation_errors"] == [v.message for v in VERDICT.violations]
+    assert "properties" not in event
+    assert event["context"]["reflekt"]["schemaId"] == THING
+
+
+@pytest.mark.parametrize("junk", [None, "x", 5, [1, 2], True], ids=repr)
+def test_annotate_replaces_a_non_object_payload_and_context(junk):
+    """A properties or context that is not an object is replaced, since it must carry the annotation."""
+    event = annotate(call("track", properties=junk, context=junk), VERDICT)
+    assert event["properties"] == {"validation_errors": [v.message for v in VERDICT.violations]}
+    assert list(event["context"]) == ["reflekt"]
+
+
+def test_annotate_without_a_schema_id_records_null():
+    """A verdict that never got to a schema is recorded with schemaId null."""
+    event = annotate(call("track"), Verdict(None, (Violation("$.properties", "type", "m"),)))
+    assert event["context"]["reflekt"] == {"schemaId": None, "violations": [{"path": "$.properties", "keyword": "type",
+                                                                             "message": "m"}]}
+    assert all(isinstance(m, str) for m in event["properties"]["validation_errors"])
+
+
+# -- shrink() -------------------------------------------------------------------------------------------------------
+
+def oversized(text: str) -> dict[str, Any]:
+    """An event with every kept field, the context and a prior annotation made huge out of `text`."""
+    huge = text * 2_000  # far past any clip, small enough to build quickly
+    event: dict[str, Any] = {name: huge for name in ("event", "name", "category", "userId", "anonymousId", "groupId",
+                                                     "previousId", "messageId", "timestamp", "originalTimestamp",
+                                                     "sentAt")}
+    event["type"] = "track"
+    event["properties"] = {"schema_id": huge, "blob": huge}
+    event["context"] = {"ip": huge, "library": {"name": huge}, "page": {"url": huge}}
+    violations = [Violation(huge, huge, huge)] * 100
+    return annotate(event, Verdict(huge, tuple(violations)))
+
+
+@pytest.mark.parametrize("text", ["x", '"', "\\", "\x00", "é", "\u2028", "\U0001f600"],
+                         ids=["ascii", "quote", "backslash", "control", "latin-1", "line-separator", "emoji"])
+def test_shrink_always_fits_segments_event_limit(text):
+    """Whatever the client sent (huge fields and violations, any characters), the encoded stand-in is under 32 KB."""
+    stand_in = shrink(oversized(text), 10_000_000, MAX_EVENT_BYTES)
+    size = len(encode(stand_in))
+    assert size < MAX_EVENT_BYTES
+
+
+def test_shrink_keeps_identity_and_drops_data():
+    """The stand-in keeps what finds and joins the event (type, messageId, userId...) and none of its data."""
+    event = {"type": "track", "event": "Order Completed", "userId": "u1", "anonymousId": "a1", "messageId": "m-1",
+             "timestamp": "2026-11-26T18:00:00.000Z", "integrations": {"All": True},
+             "properties": {"schema_id": ORDER, "blob": "x" * 40_000},
+             "context": {"ip": "203.0.113.9", "library": {"name": "analytics-python", "version": "2.4.0"},
+                         "page": {"url": "https://shop.example.com"}}}
+    stand_in = shrink(event, 40_321, MAX_EVENT_BYTES)
+    assert {k: stand_in[k] for k in ("type", "event", "userId", "anonymousId", "messageId", "timestamp")} == {
+        k: event[k] for k in ("type", "event", "userId", "anonymousId", "messageId", "timestamp")}
+    assert stand_in["properties"] == {"validation_errors": [
+        f"event is 40321 bytes; Segment accepts at most {MAX_EVENT_BYTES}, so its data was dropped"]}
+    assert set(stand_in["context"]) == {"ip", "library", "reflekt"}
+    assert stand_in["context"]["library"] == {"name": "analytics-python", "version": "2.4.0"}
+    assert "integrations" not in stand_in
+    assert event["properties"]["blob"] == "x" * 40_000  # the original is not what was shrunk
+
+
+def test_shrink_keeps_the_prior_violations_after_the_size_one():
+    """An invalid event that is also too big keeps its schema id and violations, after the maxSize one."""
+    event = annotate(call("track", properties={"schema_id": THING, "n": "x" * 40_000}), VERDICT)
+    stand_in = shrink(event, 40_500, MAX_EVENT_BYTES)
+    record = stand_in["context"]["reflekt"]
+    assert record["schemaId"] == THING
+    assert [v["keyword"] for v in record["violations"]] == ["maxSize", "type", "required"]
+    assert len(stand_in["properties"]["validation_errors"]) == 3
+
+
+def test_shrink_keeps_at_most_the_first_violations():
+    """However many violations there were, the stand-in carries at most MAX_KEPT_VIOLATIONS."""
+    event = annotate(call("track"), Verdict(THING, tuple(Violation(f"$.p{i}", "type", "m") for i in range(500))))
+    stand_in = shrink(event, 50_000, MAX_EVENT_BYTES)
+    kept = stand_in["context"]["reflekt"]["violations"]
+    assert len(kept) == MAX_KEPT_VIOLATIONS
+    assert [v["path"] for v in kept[1:3]] == ["$.p0", "$.p1"]
+
+
+@pytest.mark.parametrize("prior", [
+    {"violations": "not a list"},
+    {"violations": None},
+    {"violations": [1, "x"]},
+    {"violations": [{"path": "$.x"}]},
+    {"violations": {"path": "$.x"}},
+    "not an object",
+], ids=repr)
+def test_shrink_survives_a_malformed_annotation_sent_by_the_client(prior):
+    """context.reflekt on an incoming event is the client's; a malformed one cannot stop the stand-in being made."""
+    event = call("track", properties={"schema_id": THING, "blob": "x" * 40_000}, context={"reflekt": prior})
+    stand_in = shrink(event, 40_100, MAX_EVENT_BYTES)
+    assert stand_in["context"]["reflekt"]["violations"][0]["keyword"] == "maxSize"
+    assert len(encode(stand_in)) < MAX_EVENT_BYTES
+
+
+# -- partition() -----------------------------------------------------------------------------------------------------
+
+def test_partition_keeps_order_and_annotates_only_the_invalid():
+    """Valid events come out as they went in, invalid ones annotated, each list in the original order."""
+    events = [call("track", messageId=f"m-{i}", properties={"schema_id": THING}) for i in range(5)]
+    originals = copy.deepcopy(events)
+    bad = Verdict(THING, (Violation("$.properties", "required", "$.properties must contain ['n'] properties"),))
+    verdicts = [Verdict(THING), bad, Verdict(THING), bad, Verdict(None)]
+    valid, invalid = partition(events, verdicts)
+    assert [e["messageId"] for e in valid] == ["m-0", "m-2", "m-4"]
+    assert [e["messageId"] for e in invalid] == ["m-1", "m-3"]
+    assert valid == [originals[0], originals[2], originals[4]]
+    assert all(e["context"]["reflekt"]["schemaId"] == THING for e in invalid)
+
+
+def test_partition_refuses_mismatched_lists():
+    """An event without a verdict is a bug, not something to skip silently."""
+    with pytest.raises(ValueError):
+        partition([call("track")], [])
