@@ -11,6 +11,7 @@ from .cdn_settings import settings_document
 from .config import Settings
 from .errors import RegistryError
 from .forwarder import Destination, Forwarder, JsonlFile, SegmentClient, SegmentSource
+from .metrics import NO_METRICS, EmfMetrics, Metrics
 from .request import ApiGatewayEvent
 from .responses import ACCEPTED, PREFLIGHT, Response, error_response
 from .routes import Action
@@ -21,13 +22,14 @@ logger = log.get_logger()
 
 
 class Registry:
-    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder):
+    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder, metrics: Metrics = NO_METRICS):
         self.allowlist = allowlist
         self.validator = validator
         self.forwarder = forwarder
+        self.metrics = metrics
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Registry:
+    def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS) -> Registry:
         valid: Destination
         invalid: Destination
         if settings.forwards_to_segment:
@@ -38,7 +40,7 @@ class Registry:
             valid = JsonlFile(settings.events_dir / "valid.jsonl")
             invalid = JsonlFile(settings.events_dir / "invalid.jsonl")
         store = open_store(settings.schemas, settings.schema_cache_ttl)
-        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid))
+        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid), metrics)
 
     def handle(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         event = ApiGatewayEvent(raw_event)
@@ -67,7 +69,8 @@ class Registry:
         self.allowlist.check(envelope.write_keys)
         verdicts = [self.validator.check(message) for message in envelope.events]
         valid, invalid = partition(envelope.events, verdicts)
-        self.forwarder.deliver(valid, invalid, envelope.sent_at)
+        with self.metrics.forwarding(verdicts):
+            self.forwarder.deliver(valid, invalid, envelope.sent_at)
         logger.info("forwarded", extra={"fields": {"path": event.path, "valid": len(valid), "invalid": len(invalid)}})
         return ACCEPTED
 
@@ -84,5 +87,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if _registry is None:  # built on the first invocation and kept for every warm one
         settings = Settings.from_env()
         log.configure(settings.debug)
-        _registry = Registry.from_settings(settings)
+        _registry = Registry.from_settings(settings, EmfMetrics.for_lambda())  # only the Lambda reports to CloudWatch
     return _registry.handle(event)

@@ -1,4 +1,5 @@
-"""Runs the registry on a local port: each HTTP request becomes an API Gateway 2.0 event for the same handler."""
+"""Runs the registry on a local port: each HTTP request becomes an API Gateway 2.0 event for the same handler,
+except the inspection API under /registry/, which exists only here."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from . import log
 from .config import Settings
 from .errors import ConfigError
 from .handler import Registry
-from .request import MAX_ENCODED_BODY_BYTES
+from .inspection import PREFIX, InspectionApi, RecentEvents, record
+from .request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
 
 DEFAULT_PORT = 8080
 
@@ -50,7 +52,11 @@ def to_api_gateway_event(method: str, target: str, headers: dict[str, str], body
     }
 
 
-def make_server(registry: Registry, host: str, port: int) -> ThreadingHTTPServer:
+def make_server(registry: Registry, host: str, port: int, recent: RecentEvents | None = None) -> ThreadingHTTPServer:
+    """The server, with the registry's destinations wrapped so that the inspection API lists what they deliver."""
+    inspection = InspectionApi(recent or RecentEvents())
+    record(registry.forwarder, inspection.recent)
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as SDKs expect
 
@@ -62,7 +68,7 @@ def make_server(registry: Registry, host: str, port: int) -> ThreadingHTTPServer
                 self.send_error(413, "body too large")
                 return
             event = to_api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
-            response = registry.handle(event)
+            response = inspection.answer(ApiGatewayEvent(event)) or registry.handle(event)
             payload = response["body"].encode()
             self.send_response(response["statusCode"])
             for name, value in response["headers"].items():
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  events:  {destination}", file=sys.stderr)
     if not settings.allowed_write_keys:
         print("  write keys: ANY key is accepted (set REGISTRY_WRITE_KEYS to enforce an allowlist)", file=sys.stderr)
+    print(f"  inspect: http://{args.host}:{server.server_port}{PREFIX}/ (JSON at {PREFIX}/events and {PREFIX}/summary)",
+          file=sys.stderr)
     logger.info("local server started", extra={"fields": {"port": server.server_port}})
     try:
         server.serve_forever()

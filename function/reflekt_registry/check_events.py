@@ -1,0 +1,152 @@
+"""Validates a file of Segment events against Reflekt schemas, offline, exactly as the registry would: for CI.
+
+    python -m reflekt_registry.check_events events.jsonl --schemas path/to/project/schemas
+    python -m reflekt_registry.check_events export.jsonl.gz --bucket my-registry-bucket [--prefix schemas/]
+
+Each line holds one event or a {"batch": [...]} envelope (a Segment export, or requests an app made). Prints the
+valid and invalid events per schema with the first violations, then exits 0 when every event is valid, 1 when any
+is invalid, and 2 when the events or the schemas cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import DEFAULT_SCHEMA_PREFIX, S3Location
+from .errors import SchemaStoreUnavailableError
+from .metrics import NO_SCHEMA_ID
+from .payload import CALL_TYPES
+from .request import GZIP_MAGIC
+from .schemas import open_store
+from .validator import Validator
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+# Enough to see what is wrong with a schema's events; a file failing the same way on every line stays readable.
+MAX_VIOLATIONS_SHOWN = 3
+# One run is short: a schema never needs fetching twice.
+SCHEMA_CACHE_TTL = math.inf
+
+
+class UnreadableInput(Exception):
+    """The file is not JSON lines of Segment events; the message names the line."""
+
+
+@dataclass
+class SchemaReport:
+    valid: int = 0
+    invalid: int = 0
+    violations: list[str] = field(default_factory=list)  # "line N: message", at most MAX_VIOLATIONS_SHOWN
+    unshown: int = 0
+
+
+def read_events(lines: Iterable[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, event) for each event: where is "line 3", or "line 3 batch[1]" inside an envelope."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line.rstrip())  # without its newline, an error past the end points at this line
+        except json.JSONDecodeError as e:
+            raise UnreadableInput(f"line {number} is not JSON: {e.msg} at column {e.colno}") from None
+        except UnicodeDecodeError:
+            raise UnreadableInput(f"line {number} is not UTF-8 text") from None
+        except RecursionError:
+            raise UnreadableInput(f"line {number} is nested too deeply to be an event") from None
+        if isinstance(item, dict) and "batch" in item:
+            batch = item["batch"]
+            if not isinstance(batch, list):
+                raise UnreadableInput(f"line {number}: batch is not an array of events")
+            # Batch-level context and integrations are not merged in: a verdict reads only properties and traits.
+            yield from (_checked(event, f"line {number} batch[{index}]") for index, event in enumerate(batch))
+        else:
+            yield _checked(item, f"line {number}")
+
+
+def _checked(event: Any, where: str) -> tuple[str, dict[str, Any]]:
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or event["type"] not in CALL_TYPES:
+        raise UnreadableInput(f"{where} is not a Segment event: expected an object whose type is one of {', '.join(sorted(CALL_TYPES))}")
+    return where, event
+
+
+def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator) -> dict[str, SchemaReport]:
+    reports: dict[str, SchemaReport] = {}
+    for where, event in events:
+        verdict = validator.check(event)
+        report = reports.setdefault(verdict.schema_id or NO_SCHEMA_ID, SchemaReport())
+        if verdict.valid:
+            report.valid += 1
+            continue
+        report.invalid += 1
+        for violation in verdict.violations:
+            if len(report.violations) < MAX_VIOLATIONS_SHOWN:
+                report.violations.append(f"{where}: {violation.message}")
+            else:
+                report.unshown += 1
+    return reports
+
+
+def render(reports: dict[str, SchemaReport]) -> str:
+    width = max(len("schema_id"), *map(len, reports))
+    lines = [f"{'schema_id':<{width}}  {'valid':>7}  {'invalid':>7}"]
+    for schema_id, report in sorted(reports.items()):
+        lines.append(f"{schema_id:<{width}}  {report.valid:>7}  {report.invalid:>7}")
+        lines += [f"  {violation}" for violation in report.violations]
+        if report.unshown:
+            lines.append(f"  … and {report.unshown} more violations")
+    valid = sum(r.valid for r in reports.values())
+    invalid = sum(r.invalid for r in reports.values())
+    lines.append(f"\n{valid + invalid} events: {valid} valid, {invalid} invalid")
+    return "\n".join(lines)
+
+
+def read_lines(path: str) -> Iterator[bytes]:
+    """The file's lines, or stdin's for "-"; gzip (as Segment's S3 export writes) is recognised by its first bytes."""
+    with nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb") as raw:
+        yield from gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == GZIP_MAGIC else raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reflekt_registry.check_events", description=__doc__.split("\n\n")[0])
+    parser.add_argument("events", help="a JSON lines file of events or {\"batch\": [...]} envelopes; - reads stdin")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--schemas", type=Path, metavar="DIR", help="a Reflekt project's schemas/ folder")
+    source.add_argument("--bucket", help="the registry's schema bucket")
+    parser.add_argument("--prefix", default=DEFAULT_SCHEMA_PREFIX, help=f"key prefix of the schemas in the bucket (default {DEFAULT_SCHEMA_PREFIX})")
+    parser.add_argument("--region", help="the bucket's region (default: the AWS configuration's)")
+    args = parser.parse_args(argv)
+    if args.schemas is not None and not args.schemas.is_dir():
+        parser.error(f"--schemas {args.schemas} is not a directory")
+    prefix = args.prefix if not args.prefix or args.prefix.endswith("/") else args.prefix + "/"
+    location = args.schemas if args.schemas is not None else S3Location(args.bucket, args.region, prefix)
+    validator = Validator(open_store(location, SCHEMA_CACHE_TTL))
+    try:
+        reports = check(read_events(read_lines(args.events)), validator)
+    except (OSError, EOFError, zlib.error) as e:  # missing, unreadable, or a broken gzip stream
+        return _fail(f"cannot read {args.events}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
+    except UnreadableInput as e:
+        return _fail(f"{args.events}: {e}")
+    except SchemaStoreUnavailableError as e:
+        return _fail(f"cannot read the schemas: {e}")
+    if not reports:
+        return _fail(f"{args.events} holds no events, so nothing was checked")
+    print(render(reports))
+    return EXIT_INVALID if any(report.invalid for report in reports.values()) else EXIT_VALID
+
+
+def _fail(message: str) -> int:
+    print(f"check_events: {message}", file=sys.stderr)
+    return EXIT_UNREADABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""What the local server forwarded, for app teams to inspect and assert on: a bounded store of recent events,
+with their outcome and violations, and the HTTP API and page over it under /registry/. Never in the Lambda."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .errors import BadRequestError, MethodNotAllowedError, NotFoundError, RegistryError
+from .forwarder import Destination, Forwarder
+from .metrics import NO_SCHEMA_ID
+from .request import ApiGatewayEvent
+from .responses import PREFLIGHT, Response, cors_headers, error_response
+from .validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
+
+# Enough for a CI run or an afternoon of clicking through an app, and bounded: at Segment's 32 KB per event
+# the store never holds more than about 32 MB. Counts in the summary are not bounded by it.
+MAX_RECENT_EVENTS = 1_000
+VALID, INVALID = "valid", "invalid"
+STATUSES = (VALID, INVALID)
+PREFIX = "/registry"
+FILTERS = ("status", "schema_id", "event", "type")
+PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
+HTML = "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class SeenEvent:
+    """One event as the local server forwarded it: a record of /registry/events."""
+
+    id: int  # unique for the server's lifetime, resets included, so a page can tell events apart
+    forwarded_at: str
+    status: str
+    type: str
+    event: str | None  # the track event, or the page or screen name
+    schema_id: str | None
+    message_id: str | None
+    violations: list[dict[str, str]]  # [{path, keyword, message}] as in context.reflekt
+    payload: dict[str, Any]  # the event exactly as forwarded, annotations included
+
+    @classmethod
+    def of(cls, id: int, status: str, event: dict[str, Any], forwarded_at: str) -> SeenEvent:
+        if status == INVALID:  # validator.annotate wrote both, even into the stand-in for an oversized event
+            annotation = event["context"][ANNOTATION_KEY]
+            schema_id, violations = annotation["schemaId"], annotation["violations"]
+        else:
+            payload = event.get(VALIDATED_FIELD.get(event["type"], ""))
+            schema_id, violations = payload.get(SCHEMA_ID_FIELD) if isinstance(payload, dict) else None, []
+        return cls(id, forwarded_at, status, event["type"], event.get("event") or event.get("name"), schema_id,
+                   event.get("messageId"), violations, event)
+
+    @property
+    def schema_key(self) -> str:
+        return self.schema_id or NO_SCHEMA_ID
+
+
+class RecentEvents:
+    """The latest forwarded events, newest first, and counts per schema since the server started or was reset."""
+
+    def __init__(self, capacity: int = MAX_RECENT_EVENTS, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self._events: deque[SeenEvent] = deque(maxlen=capacity)
+        self._counts: Counter[tuple[str, str]] = Counter()  # (schema key, status) -> events
+        self._next_id = 1
+        self._lock = threading.Lock()
+
+    def add(self, status: str, events: Sequence[dict[str, Any]]) -> None:
+        forwarded_at = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        with self._lock:
+            for event in events:
+                seen = SeenEvent.of(self._next_id, status, event, forwarded_at)
+                self._next_id += 1
+                self._events.appendleft(seen)
+                self._counts[seen.schema_key, status] += 1
+
+    def matching(self, status: str | None = None, schema_id: str | None = None, event: str | None = None,
+                 type: str | None = None, limit: int | None = None) -> list[SeenEvent]:
+        """Newest first; every given filter must match, and at most `limit` are returned."""
+        wanted = {"status": status, "schema_key": schema_id, "event": event, "type": type}
+        with self._lock:
+            found = [seen for seen in self._events
+                     if all(value is None or getattr(seen, name) == value for name, value in wanted.items())]
+        return found[:limit]
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            counts = dict(self._counts)
+        schemas: dict[str, dict[str, int]] = {}
+        for (schema, status), count in sorted(counts.items()):
+            schemas.setdefault(schema, dict.fromkeys(STATUSES, 0))[status] = count
+        by_status = {status: sum(s[status] for s in schemas.values()) for status in STATUSES}
+        return {"total": sum(by_status.values()), **by_status, "schemas": schemas}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._events.clear()
+            self._counts.clear()
+
+
+@dataclass
+class Recording:
+    """A destination that notes each event it delivered, as `status`, in the recent events."""
+
+    inner: Destination
+    status: str
+    recent: RecentEvents
+
+    def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
+        self.inner.send(lines, sent_at)
+        # Only after delivery: an event Segment refused is retried by the SDK and must not be listed twice.
+        self.recent.add(self.status, [json.loads(line) for line in lines])
+
+
+def record(forwarder: Forwarder, recent: RecentEvents) -> None:
+    """Has the forwarder's two destinations note in `recent` every event they deliver."""
+    forwarder.valid = Recording(forwarder.valid, VALID, recent)
+    forwarder.invalid = Recording(forwarder.invalid, INVALID, recent)
+
+
+def _events(recent: RecentEvents, query: dict[str, str]) -> Response:
+    unknown = sorted(set(query) - {*FILTERS, "limit"})
+    if unknown:
+        raise BadRequestError(f"unknown filter {unknown[0]!r}; filter on {', '.join(FILTERS)} or limit")
+    if query.get("status") not in (None, *STATUSES):
+        raise BadRequestError(f"status={query['status']!r}; expected valid or invalid")
+    found = recent.matching(**{name: query.get(name) for name in FILTERS}, limit=_limit(query.get("limit")))
+    return Response(HTTPStatus.OK, {"events": [asdict(seen) for seen in found]})
+
+
+def _limit(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) == 0:
+        raise BadRequestError(f"limit={raw!r}; expected a positive whole number")
+    return int(raw)
+
+
+def _summary(recent: RecentEvents, query: dict[str, str]) -> Response:
+    return Response(HTTPStatus.OK, recent.summary())
+
+
+def _reset(recent: RecentEvents, query: dict[str, str]) -> Response:
+    recent.reset()
+    return Response(HTTPStatus.OK, recent.summary())
+
+
+def _page(recent: RecentEvents, query: dict[str, str]) -> str:
+    return PAGE
+
+
+# The whole API: the name after /registry/, its method and its handler (a str it returns is HTML).
+ROUTES: dict[str, tuple[str, Callable[[RecentEvents, dict[str, str]], Response | str]]] = {
+    "": ("GET", _page),
+    "events": ("GET", _events),
+    "summary": ("GET", _summary),
+    "reset": ("POST", _reset),
+}
+
+
+class InspectionApi:
+    def __init__(self, recent: RecentEvents):
+        self.recent = recent
+
+    def answer(self, event: ApiGatewayEvent) -> dict[str, Any] | None:
+        """The response to a /registry/ request, in API Gateway's shape; None for any other path.
+
+        Only /registry and /registry/<name> are answered here. Every Segment path ends in two segments or more
+        (v1/<call>, projects/<key>/settings), so one behind a /registry stage prefix still reaches the registry.
+        """
+        path = event.path
+        if path != PREFIX and not path.startswith(PREFIX + "/"):
+            return None
+        name = path[len(PREFIX):].strip("/")
+        if "/" in name:
+            return None
+        try:
+            reply = self._dispatch(event, name)
+        except RegistryError as e:
+            reply = error_response(e)
+        if isinstance(reply, Response):
+            return reply.to_proxy(event)
+        return {"statusCode": 200, "headers": {**cors_headers(event), "content-type": HTML}, "body": reply,
+                "isBase64Encoded": False}
+
+    def _dispatch(self, event: ApiGatewayEvent, name: str) -> Response | str:
+        if name not in ROUTES:
+            listed = ", ".join(f"{method} {PREFIX}/{route}" for route, (method, _) in ROUTES.items())
+            raise NotFoundError(f"no inspection route {event.path!r}; use one of {listed}")
+        method, handler = ROUTES[name]
+        if event.method == "OPTIONS":
+            return PREFLIGHT
+        if event.method != method:
+            raise MethodNotAllowedError(f"{event.method} is not allowed on {event.path!r}; use {method}")
+        return handler(self.recent, dict(parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True)))

@@ -1,0 +1,107 @@
+"""CloudWatch metrics with no client library: Embedded Metric Format (EMF) documents printed to stdout.
+
+The Lambda runtime ships stdout to CloudWatch Logs, which turns each EMF document into metric data points.
+EMF gives each dimension one value per document, so counts per schema take one document per schema_id in the
+request: a request whose events all name one schema (every single-call request) writes exactly one line.
+The first document also carries the forwarding latency, so each request contributes exactly one latency sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Protocol
+
+from .validator import Verdict
+
+NAMESPACE = "ReflektRegistry"
+# Two registries in one account (staging, production) must not add up into one metric.
+FUNCTION_NAME_DIMENSION = "FunctionName"
+# Each distinct value is a custom metric; values are only well-formed ids sent with an allowlisted write key.
+SCHEMA_ID_DIMENSION = "SchemaId"
+# The Lambda runtime sets this; the fallback is Terraform's default function name.
+FUNCTION_NAME_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
+DEFAULT_FUNCTION_NAME = "reflekt-registry"
+# A dimension value must be a string; events that name no schema (alias, identify without traits, or a missing
+# or malformed schema_id) are counted under this one. A schema id cannot contain parentheses, so it never clashes.
+NO_SCHEMA_ID = "(none)"
+VALID_EVENTS = "ValidEvents"
+INVALID_EVENTS = "InvalidEvents"
+FORWARD_LATENCY = "ForwardLatency"
+
+
+class Metrics(Protocol):
+    def forwarding(self, verdicts: Sequence[Verdict]) -> AbstractContextManager[None]:
+        """Wraps the delivery of the events these verdicts judged."""
+
+
+class NoMetrics:
+    """The local server's choice: there is no CloudWatch, and the inspection API counts its events instead."""
+
+    def forwarding(self, verdicts: Sequence[Verdict]) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+NO_METRICS = NoMetrics()
+
+
+class EmfMetrics:
+    """Times each delivery and, when it succeeds, prints its counts and latency as EMF."""
+
+    def __init__(self, function_name: str, clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter):
+        self.function_name = function_name
+        self.clock = clock
+        self.timer = timer
+
+    @classmethod
+    def for_lambda(cls) -> EmfMetrics:
+        return cls(os.environ.get(FUNCTION_NAME_VARIABLE) or DEFAULT_FUNCTION_NAME)
+
+    @contextmanager
+    def forwarding(self, verdicts: Sequence[Verdict]) -> Iterator[None]:
+        # Nothing is printed when delivery fails: the SDK retries, and its events would be counted twice.
+        started = self.timer()
+        yield
+        latency_ms = (self.timer() - started) * 1e3
+        for document in documents(self.function_name, verdicts, latency_ms, int(self.clock() * 1e3)):
+            print(json.dumps(document, separators=(",", ":")), flush=True)
+
+
+def documents(function_name: str, verdicts: Sequence[Verdict], latency_ms: float, timestamp_ms: int) -> list[dict[str, Any]]:
+    """The EMF documents for one delivery: one per schema id, the first also carrying the latency."""
+    valid: Counter[str] = Counter()
+    invalid: Counter[str] = Counter()
+    for verdict in verdicts:
+        (valid if verdict.valid else invalid)[verdict.schema_id or NO_SCHEMA_ID] += 1
+    out = [_counts(function_name, schema_id, valid[schema_id], invalid[schema_id], timestamp_ms)
+           for schema_id in sorted(valid | invalid)]
+    if out:
+        out[0]["_aws"]["CloudWatchMetrics"].append({
+            "Namespace": NAMESPACE,
+            "Dimensions": [[FUNCTION_NAME_DIMENSION]],
+            "Metrics": [{"Name": FORWARD_LATENCY, "Unit": "Milliseconds"}],
+        })
+        out[0][FORWARD_LATENCY] = round(latency_ms, 2)
+    return out
+
+
+def _counts(function_name: str, schema_id: str, valid: int, invalid: int, timestamp_ms: int) -> dict[str, Any]:
+    return {
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                # The second set rolls every schema up into one series per function, for alarms on the total.
+                "Dimensions": [[FUNCTION_NAME_DIMENSION, SCHEMA_ID_DIMENSION], [FUNCTION_NAME_DIMENSION]],
+                "Metrics": [{"Name": VALID_EVENTS, "Unit": "Count"}, {"Name": INVALID_EVENTS, "Unit": "Count"}],
+            }],
+        },
+        FUNCTION_NAME_DIMENSION: function_name,
+        SCHEMA_ID_DIMENSION: schema_id,
+        VALID_EVENTS: valid,
+        INVALID_EVENTS: invalid,
+    }

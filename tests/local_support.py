@@ -1,0 +1,54 @@
+"""The local server on a free loopback port, and the plain HTTP calls an app team's test would make to it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from helpers import CLIENT_KEY, basic
+from reflekt_registry.handler import Registry
+from reflekt_registry.inspection import RecentEvents
+from reflekt_registry.local import make_server
+
+
+@contextmanager
+def serve(registry: Registry, recent: RecentEvents | None = None) -> Iterator[str]:
+    server = make_server(registry, "127.0.0.1", 0, recent)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def call(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    """Status, lower-cased headers and the body (parsed when JSON); error statuses are returned, not raised."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw_headers, raw = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        status, raw_headers, raw = e.code, e.headers, e.read()
+    response_headers = {name.lower(): value for name, value in raw_headers.items()}
+    parsed = json.loads(raw) if response_headers.get("content-type") == "application/json" else raw.decode()
+    return status, response_headers, parsed
+
+
+def send(base_url: str, *events: dict[str, Any], path: str = "/v1/batch") -> int:
+    """Posts the events as one batch, as an SDK would; returns the status."""
+    status, _, _ = call(base_url + path, "POST", {"batch": list(events)}, {"Authorization": basic(CLIENT_KEY)})
+    return status
+
+
+def get(base_url: str, path: str) -> Any:
+    status, _, body = call(base_url + path)
+    assert status == 200, body
+    return body
