@@ -1,0 +1,30 @@
+provider "aws" {
+  region = var.region
+}
+
+module "reflekt_registry" {
+  source = "../../"
+
+  name = "reflekt-registry-example"
+
+  # Paths are relative to this directory; run ../../../build.sh first.
+  lambda_zip_path      = "../../../dist/reflekt-registry.zip"
+  schemas_dir          = var.schemas_dir
+  schemas_check_python = "../../../.venv/bin/python"
+  bucket_force_destroy = true
+
+  registry_write_keys       = var.registry_write_keys
+  valid_segment_write_key   = var.valid_segment_write_key
+  invalid_segment_write_key = var.invalid_segment_write_key
+  segment_api_host          = var.segment_api_host
+
+  memory_size                    = 256
+  reserved_concurrent_executions = 5
+  log_retention_in_days          = 7
+  throttling_burst_limit         = 50
+  throttling_rate_limit          = 20
+
+  tags = {
+    Project = "reflekt-registry"
+  }
+}

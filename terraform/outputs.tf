@@ -1,0 +1,88 @@
+################################################################################
+# Schema bucket
+################################################################################
+
+output "bucket_name" {
+  description = "Name of the bucket the Lambda reads schemas from"
+  value       = try(local.bucket_name, "")
+}
+
+output "bucket_arn" {
+  description = "ARN of the bucket the Lambda reads schemas from"
+  value       = try(local.bucket_arn, "")
+}
+
+output "schema_prefix" {
+  description = "Key prefix of the schemas in the bucket: publish `<project>/schemas/<path>` to `s3://<bucket_name>/<schema_prefix><path>`"
+  value       = var.schema_prefix
+}
+
+################################################################################
+# Schemas
+################################################################################
+
+output "schema_keys" {
+  description = "S3 keys of the schemas published from `schemas_dir`"
+  value       = try(sort([for object in aws_s3_object.schema : object.key]), [])
+}
+
+################################################################################
+# Lambda function
+################################################################################
+
+output "lambda_function_name" {
+  description = "Name of the Lambda function"
+  value       = try(aws_lambda_function.this.function_name, "")
+}
+
+output "lambda_function_arn" {
+  description = "ARN of the Lambda function"
+  value       = try(aws_lambda_function.this.arn, "")
+}
+
+output "lambda_log_group_name" {
+  description = "Name of the Lambda function's CloudWatch log group"
+  value       = try(aws_cloudwatch_log_group.lambda.name, "")
+}
+
+################################################################################
+# IAM
+################################################################################
+
+output "lambda_role_arn" {
+  description = "ARN of the Lambda function's IAM role"
+  value       = try(aws_iam_role.lambda.arn, "")
+}
+
+################################################################################
+# HTTP API
+################################################################################
+
+output "api_endpoint" {
+  description = "Base URL of the registry, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com"
+  value       = try(local.api_endpoint, "")
+}
+
+output "api_execution_arn" {
+  description = "The ARN prefix to be used in an `aws_lambda_permission`'s `source_arn` attribute"
+  value       = try(aws_apigatewayv2_api.this.execution_arn, "")
+}
+
+output "api_access_log_group_name" {
+  description = "Name of the CloudWatch log group holding the API's access logs"
+  value       = try(aws_cloudwatch_log_group.api.name, "")
+}
+
+output "sdk_config" {
+  description = "What to set in each Segment SDK so it sends to the registry, keyed by SDK and then by the SDK's own option name"
+  value = try({
+    # analytics-python: analytics.host = ...; the SDK appends /v1/batch.
+    python = { host = local.api_endpoint }
+    # @segment/analytics-node: new Analytics({ host, path, writeKey }).
+    node = { host = local.api_endpoint, path = "/v1/batch" }
+    # analytics.js: integrations["Segment.io"].apiHost (no scheme) and the load option cdnURL.
+    browser = { apiHost = "${local.api_domain}/v1", cdnURL = "https://${local.api_domain}" }
+    # analytics-swift / analytics-kotlin: both hosts, or the settings Segment serves would point apiHost back at Segment.
+    mobile = { apiHost = "${local.api_domain}/v1", cdnHost = "${local.api_domain}/v1" }
+  }, {})
+}

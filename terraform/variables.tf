@@ -1,0 +1,281 @@
+variable "name" {
+  description = "Name of the Lambda function, its IAM role, the HTTP API and their log groups; also the prefix of a generated bucket name"
+  type        = string
+  default     = "reflekt-registry"
+
+  validation {
+    # Lower case because it prefixes an S3 bucket name; 36 characters keep that prefix within S3's 37-character bucket_prefix limit.
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,35}$", var.name))
+    error_message = "name must be 1-36 characters of lower-case letters, digits and hyphens, starting with a letter or digit."
+  }
+}
+
+variable "tags" {
+  description = "Tags to add to every resource that takes tags"
+  type        = map(string)
+  default     = {}
+}
+
+################################################################################
+# Schema bucket
+################################################################################
+
+variable "create_bucket" {
+  description = "Whether to create the schema bucket. Set to false to read schemas from an existing bucket named by `bucket_name`"
+  type        = bool
+  default     = true
+}
+
+variable "bucket_name" {
+  description = "Name of the schema bucket. When `create_bucket` is true, null generates a unique name starting with `name`; when false, the name of the existing bucket (required)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name must be a valid S3 bucket name: 3-63 characters of lower-case letters, digits, dots and hyphens."
+  }
+}
+
+variable "bucket_force_destroy" {
+  description = "Whether `terraform destroy` may delete the created bucket while it still holds schemas (and their old versions)"
+  type        = bool
+  default     = false
+}
+
+variable "schema_prefix" {
+  description = "Key prefix under which the bucket holds the Reflekt project's `schemas/` folder. The Lambda may read only below it"
+  type        = string
+  default     = "schemas/"
+
+  validation {
+    condition     = endswith(var.schema_prefix, "/") && !startswith(var.schema_prefix, "/") && length(var.schema_prefix) > 1
+    error_message = "schema_prefix must be a non-empty key prefix that ends with \"/\" and does not start with one, such as \"schemas/\"."
+  }
+}
+
+################################################################################
+# Schemas
+################################################################################
+
+variable "schemas_dir" {
+  description = "Path to a Reflekt project's `schemas/` folder, relative to the root module's directory, to publish into the bucket under `schema_prefix` (`.reflekt/` is skipped). Null publishes nothing"
+  type        = string
+  default     = null
+
+  validation {
+    # fileset() finds nothing in a folder that does not exist, so a mistyped path would otherwise publish nothing, silently.
+    # coalesce() because || does not short-circuit: fileset(null) would fail.
+    condition     = var.schemas_dir == null || length(fileset(coalesce(var.schemas_dir, "."), "**/*.json")) > 0
+    error_message = "schemas_dir holds no .json files; point it at a Reflekt project's schemas/ folder (relative paths start from the root module's directory)."
+  }
+}
+
+variable "schemas_check_python" {
+  description = "Python interpreter that runs `python -m reflekt_registry.publish --check` over `schemas_dir` before any schema is uploaded. It needs the packages in requirements-dev.txt, e.g. `../.venv/bin/python`"
+  type        = string
+  default     = "python3"
+}
+
+################################################################################
+# Lambda function
+################################################################################
+
+variable "lambda_zip_path" {
+  description = "Path to the deployment zip made by build.sh, relative to the root module's directory. It must exist when Terraform plans"
+  type        = string
+  default     = "../dist/reflekt-registry.zip"
+}
+
+variable "architecture" {
+  description = "Instruction set of the Lambda function: arm64 or x86_64. Must match the ARCH the zip was built for"
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "memory_size" {
+  description = "Memory of the Lambda function in MB (128-10240); CPU grows with it"
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240 && floor(var.memory_size) == var.memory_size
+    error_message = "memory_size must be a whole number of MB from 128 to 10240."
+  }
+}
+
+variable "timeout" {
+  description = "Lambda timeout in seconds (1-30). The HTTP API gives up after 30 s, and Segment's Node SDK retries after 10 s, so keep it short"
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.timeout >= 1 && var.timeout <= 30 && floor(var.timeout) == var.timeout
+    error_message = "timeout must be a whole number of seconds from 1 to 30 (the HTTP API's integration limit)."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  description = "Concurrent executions reserved for (and capping) the function; -1 leaves it unreserved, which an account with a low concurrency quota needs"
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.reserved_concurrent_executions >= -1 && floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions
+    error_message = "reserved_concurrent_executions must be -1 (unreserved) or a whole number of 0 or more."
+  }
+}
+
+variable "log_retention_in_days" {
+  description = "Days CloudWatch keeps the Lambda logs and the API access logs. Possible values are: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 and 3653"
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of the values CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "registry_write_keys" {
+  description = "Write keys the registry accepts from SDKs (the inbound allowlist). Give these to your apps instead of the Segment write keys"
+  type        = list(string)
+  sensitive   = true
+
+  validation {
+    condition     = length(var.registry_write_keys) > 0 && alltrue([for key in var.registry_write_keys : can(regex("^[^,\\s]+$", key))])
+    error_message = "registry_write_keys must list at least one key, and no key may be empty or contain commas or whitespace."
+  }
+}
+
+variable "valid_segment_write_key" {
+  description = "Write key of the Segment source that receives events that match their schemas"
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(trimspace(var.valid_segment_write_key)) > 0
+    error_message = "valid_segment_write_key must not be empty."
+  }
+}
+
+variable "invalid_segment_write_key" {
+  description = "Write key of the Segment source that receives events that fail validation, annotated with the errors"
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(trimspace(var.invalid_segment_write_key)) > 0
+    error_message = "invalid_segment_write_key must not be empty."
+  }
+}
+
+variable "segment_api_host" {
+  description = "Segment Tracking API base URL. Use https://events.eu1.segmentapis.com for EU workspaces"
+  type        = string
+  default     = "https://api.segment.io"
+
+  validation {
+    condition     = can(regex("^https://[^/]+/?$", var.segment_api_host))
+    error_message = "segment_api_host must be an https:// URL with no path, such as https://api.segment.io."
+  }
+}
+
+variable "schema_cache_ttl_seconds" {
+  description = "Seconds a warm Lambda keeps a compiled schema before reading it from S3 again; a published schema change takes at most this long to apply"
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.schema_cache_ttl_seconds >= 0
+    error_message = "schema_cache_ttl_seconds must be zero or more."
+  }
+}
+
+variable "debug" {
+  description = "Whether the Lambda logs at debug level"
+  type        = bool
+  default     = false
+}
+
+################################################################################
+# HTTP API
+################################################################################
+
+variable "cors_allow_origins" {
+  description = "Origins allowed to call the API from a browser (CORS). The default lets analytics.js on any site send events"
+  type        = list(string)
+  default     = ["*"]
+}
+
+variable "cors_max_age" {
+  description = "Seconds a browser may cache a CORS preflight answer (0-86400)"
+  type        = number
+  default     = 7200
+
+  validation {
+    condition     = var.cors_max_age >= 0 && var.cors_max_age <= 86400
+    error_message = "cors_max_age must be from 0 to 86400 seconds."
+  }
+}
+
+variable "throttling_burst_limit" {
+  description = "Requests the API accepts in a burst before answering 429 (SDKs retry those)"
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.throttling_burst_limit >= 0
+    error_message = "throttling_burst_limit must be zero or more."
+  }
+}
+
+variable "throttling_rate_limit" {
+  description = "Steady requests per second the API accepts. Segment asks for at most 1,000 per second per workspace"
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.throttling_rate_limit >= 0
+    error_message = "throttling_rate_limit must be zero or more."
+  }
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+variable "create_alarms" {
+  description = "Whether to create CloudWatch alarms on the share of invalid events and on forwarding latency"
+  type        = bool
+  default     = true
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. SNS topics) notified when an alarm fires or clears"
+  type        = list(string)
+  default     = []
+}
+
+variable "invalid_events_alarm_percent" {
+  description = "Alarm when more than this percentage of forwarded events is invalid"
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.invalid_events_alarm_percent >= 0 && var.invalid_events_alarm_percent < 100
+    error_message = "invalid_events_alarm_percent must be at least 0 and below 100."
+  }
+}
+
+variable "forward_latency_alarm_ms" {
+  description = "Alarm when the p99 time to forward a request's events to Segment exceeds this many milliseconds"
+  type        = number
+  # Half the forwarder's 6 s retry budget: Segment is retrying or slow well before clients see 503s.
+  default = 3000
+}

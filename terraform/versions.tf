@@ -1,0 +1,12 @@
+terraform {
+  # terraform test's mock_provider, used by tests/, needs 1.7.
+  required_version = ">= 1.7"
+
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # 5.80 knows the python3.13 runtime.
+      version = ">= 5.80, < 7.0"
+    }
+  }
+}

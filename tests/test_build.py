@@ -1,0 +1,315 @@
+"""build.sh: the Lambda zip is reproducible, holds only what the Lambda runs, and runs where only boto3 is installed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+REPO = Path(__file__).resolve().parents[1]
+# What build.sh reads; copying just these proves the zip does not depend on the checkout's location or file times.
+BUILD_INPUTS = ("build.sh", "requirements.txt", "function")
+HANDLER_MODULE = "reflekt_registry/handler.py"
+DEV_ONLY = {
+    "reflekt_registry/local.py",
+    "reflekt_registry/inspection.py",
+    "reflekt_registry/page.html",
+    "reflekt_registry/publish.py",
+    "reflekt_registry/check_events.py",
+}
+# The boto3 the python3.13 runtime provides is not bundled; the Lambda-like venv installs this one.
+RUNTIME_BOTO3 = "boto3==1.44.8"
+BUILD_TIMEOUT_SECONDS = 300
+
+
+def build(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(root / "build.sh"), *args],
+        env={**os.environ, "OUT": str(out), "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_SECONDS,
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build") / "reflekt-registry.zip"
+    result = build(REPO, out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == str(out), "build.sh must print the zip's path last"
+    return out
+
+
+def test_the_same_sources_give_the_same_bytes(built_zip: Path, tmp_path: Path) -> None:
+    # GIVEN the build inputs copied elsewhere (shutil.copy gives new timestamps), and one file's mode changed
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for name in BUILD_INPUTS:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, copy_function=shutil.copy)
+        else:
+            shutil.copy(source, copy / name)
+    (copy / "function" / HANDLER_MODULE).chmod(0o600)
+    # WHEN the copy is built
+    result = build(copy, tmp_path / "again.zip")
+    # THEN the zip is byte for byte the same
+    assert result.returncode == 0, result.stderr
+    assert sha256(tmp_path / "again.zip") == sha256(built_zip)
+
+
+def test_entries_are_sorted_with_fixed_times_and_modes(built_zip: Path) -> None:
+    with zipfile.ZipFile(built_zip) as archive:
+        infos = archive.infolist()
+    names = [info.filename for info in infos]
+    assert names == sorted(names)
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {info.external_attr >> 16 for info in infos} == {0o100644}
+
+
+def test_the_zip_holds_the_package_and_its_runtime_dependencies_only(built_zip: Path) -> None:
+    with zipfile.ZipFile(built_zip) as archive:
+        names = set(archive.namelist())
+    package = REPO / "function" / "reflekt_registry"
+    modules = {f"reflekt_registry/{path.name}" for path in package.glob("*.py")}
+    assert HANDLER_MODULE in names
+    assert modules - DEV_ONLY <= names
+    assert not DEV_ONLY & names
+    assert {"fastjsonschema/__init__.py", "urllib3/__init__.py"} <= names
+    top_level = {name.split("/")[0] for name in names}
+    assert not top_level & {"boto3", "botocore", "s3transfer", "bin", "tests"}
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_an_unknown_architecture_fails_before_building(tmp_path: Path) -> None:
+    result = build(REPO, tmp_path / "never.zip", "sparc")
+    assert result.returncode == 2
+    assert "arm64 or x86_64" in result.stderr
+    assert not (tmp_path / "never.zip").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The zip in a Lambda-like Python: a clean venv with only boto3, the zip on sys.path first (as /var/task is),
+# schemas in S3 (moto server) and Segment replaced by a loopback server.
+
+SCHEMA_ID = "segment/demo/Test_Event/1-0.json"
+SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "$id": SCHEMA_ID,
+    "description": "An event the smoke test sends.",
+    "self": {"vendor": "com.example", "name": "Test Event", "format": "jsonschema", "version": "1-0", "metadata": {}},
+    "type": "object",
+    "properties": {
+        "schema_id": {"type": "string", "const": SCHEMA_ID, "description": "The schema this event follows."},
+        "test_property": {"type": "string", "description": "Any text."},
+    },
+    "required": ["test_property"],
+    "additionalProperties": False,
+}
+BUCKET = "reflekt-registry-smoke"
+CLIENT_WRITE_KEY = "wk"
+VALID_WRITE_KEY = "valid"
+INVALID_WRITE_KEY = "invalid"
+
+# Runs inside the Lambda-like venv: imports the handler from the unpacked zip and invokes it once per event.
+DRIVER = """
+import json, sys
+
+class Context:
+    function_name = "reflekt-registry"
+    aws_request_id = "smoke-test"
+    memory_limit_in_mb = 512
+
+    def get_remaining_time_in_millis(self):
+        return 10_000
+
+events_path, results_path = sys.argv[1:]
+from reflekt_registry.handler import lambda_handler
+import fastjsonschema, urllib3
+
+responses = [lambda_handler(event, Context()) for event in json.load(open(events_path))]
+modules = {module.__name__: module.__file__ for module in (fastjsonschema, urllib3)}
+json.dump({"responses": responses, "modules": modules}, open(results_path, "w"))
+"""
+
+
+def basic_auth(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+
+
+def api_gateway_event(method: str, path: str, route_key: str, body: object = None) -> dict:
+    """An HTTP API payload 2.0 event as API Gateway sends it for the registry's routes."""
+    domain = "abc123.execute-api.us-east-1.amazonaws.com"
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "authorization": basic_auth(CLIENT_WRITE_KEY), "host": domain},
+        "requestContext": {
+            "apiId": "abc123",
+            "domainName": domain,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7"},
+            "requestId": "smoke-request",
+            "routeKey": route_key,
+            "stage": "$default",
+        },
+        "body": None if body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+class FakeSegment(ThreadingHTTPServer):
+    """Records each POST and answers 200 {"success": true}, as Segment's Tracking API does."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        super().__init__(("127.0.0.1", 0), _SegmentHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _SegmentHandler(BaseHTTPRequestHandler):
+    server: FakeSegment
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        authorization = self.headers.get("authorization")
+        self.server.posts.append({"path": self.path, "authorization": authorization, "body": json.loads(body)})
+        reply = b'{"success": true}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: object) -> None:  # keep pytest's output clean
+        pass
+
+
+def write_key_of(post: dict) -> str | None:
+    """The Segment source a forwarded request is for: Basic auth user, else the body's writeKey."""
+    if post["authorization"]:
+        return base64.b64decode(post["authorization"].split()[1]).decode().rstrip(":")
+    return post["body"].get("writeKey")
+
+
+@pytest.fixture(scope="module")
+def lambda_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("lambda-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", RUNTIME_BOTO3],
+                   check=True, timeout=BUILD_TIMEOUT_SECONDS)
+    return python
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def segment() -> Iterator[FakeSegment]:
+    server = FakeSegment()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_handler_runs_from_the_zip_next_to_only_boto3(
+    built_zip: Path, lambda_python: Path, s3_endpoint: str, segment: FakeSegment, tmp_path: Path
+) -> None:
+    # GIVEN the zip unpacked as /var/task would be, and one schema in the bucket
+    task = tmp_path / "task"
+    with zipfile.ZipFile(built_zip) as archive:
+        archive.extractall(task)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{SCHEMA_ID}", Body=json.dumps(SCHEMA), ContentType="application/json")
+    batch = {
+        "batch": [{
+            "type": "track",
+            "event": "Test Event",
+            "userId": "u1",
+            "messageId": "smoke-message-1",
+            "timestamp": "2026-11-26T18:00:00.000Z",
+            "properties": {"schema_id": SCHEMA_ID, "test_property": "hello"},
+        }],
+        "sentAt": "2026-11-26T18:00:01.000Z",
+        "writeKey": CLIENT_WRITE_KEY,
+    }
+    events = [
+        api_gateway_event("GET", f"/v1/projects/{CLIENT_WRITE_KEY}/settings", "GET /v1/projects/{writeKey}/settings"),
+        api_gateway_event("POST", "/v1/batch", "POST /v1/batch", batch),
+    ]
+    (tmp_path / "events.json").write_text(json.dumps(events))
+    # The environment Terraform gives the function, and nothing from this machine's AWS setup.
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(task),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "REGISTRY_BUCKET": BUCKET,
+        "REGISTRY_BUCKET_REGION": "us-east-1",
+        "SCHEMA_PREFIX": "schemas/",
+        "REGISTRY_WRITE_KEYS": CLIENT_WRITE_KEY,
+        "VALID_SEGMENT_WRITE_KEY": VALID_WRITE_KEY,
+        "INVALID_SEGMENT_WRITE_KEY": INVALID_WRITE_KEY,
+        "SEGMENT_API_HOST": segment.url,
+        "SCHEMA_CACHE_TTL_SECONDS": "60",
+        "DEBUG": "false",
+    }
+
+    # WHEN the Lambda-like Python invokes the handler with a settings fetch and a batch
+    result = subprocess.run(
+        [str(lambda_python), "-c", DRIVER, str(tmp_path / "events.json"), str(tmp_path / "results.json")],
+        cwd=task, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+    # THEN both succeed, the valid event reached the valid source, and the zip's own dependencies were used
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    settings, batch_response = results["responses"]
+    assert settings["statusCode"] == 200, settings
+    assert batch_response["statusCode"] == 200, batch_response
+    assert json.loads(batch_response["body"]) == {"success": True}
+    delivered = [post for post in segment.posts if write_key_of(post) == VALID_WRITE_KEY]
+    assert [m["messageId"] for post in delivered for m in post["body"]["batch"]] == ["smoke-message-1"]
+    assert all(Path(path).is_relative_to(task) for path in results["modules"].values()), results["modules"]

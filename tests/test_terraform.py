@@ -1,0 +1,177 @@
+"""The Terraform module: formatting, validation, `terraform test` against a mocked AWS provider, and checkov.
+
+Terraform runs offline on a copy of terraform/ in a temporary folder, with its own CLI configuration pointing at
+the provider mirror, so neither .terraform/ nor a lock file ever lands in the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODULE = REPO / "terraform"
+EXAMPLE = Path("examples") / "complete"
+MIRROR = Path(os.environ.get("TF_PROVIDER_MIRROR", "/opt/tf-plugins"))
+AWS_PROVIDER = MIRROR / "registry.terraform.io" / "hashicorp" / "aws"
+TERRAFORM_TIMEOUT_SECONDS = 300
+# The module's inputs without defaults, for test files written here.
+REQUIRED_VARIABLES = {
+    "registry_write_keys": ["wk"],
+    "valid_segment_write_key": "valid-key",
+    "invalid_segment_write_key": "invalid-key",
+}
+
+pytestmark = pytest.mark.terraform
+
+
+def terraform_binary() -> str:
+    path = shutil.which("terraform")
+    if path is None:
+        pytest.skip("the terraform binary is not on PATH")
+    return path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path  # the copy of terraform/
+    env: dict[str, str]
+    zip_path: Path  # a placeholder deployment zip: the module hashes the file at plan time
+
+    def terraform(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [terraform_binary(), *args],
+            cwd=cwd or self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=TERRAFORM_TIMEOUT_SECONDS,
+        )
+
+    def test(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.terraform("test", "-no-color", f"-var=lambda_zip_path={self.zip_path}", *args)
+
+    def write_test(self, folder: str, command: str, **variables: object) -> str:
+        """Writes a test file with one `command` run into `folder` and returns the folder, for `-test-directory`."""
+        values = {**REQUIRED_VARIABLES, **variables}
+        settings = "\n".join(f"    {key} = {json.dumps(value)}" for key, value in values.items())
+        (self.root / folder).mkdir()
+        (self.root / folder / "run.tftest.hcl").write_text(
+            'mock_provider "aws" {\n  source = "./tests/mocks"\n}\n\n'
+            f'run "{command}" {{\n  command = {command}\n\n  variables {{\n{settings}\n  }}\n}}\n'
+        )
+        return folder
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    terraform_binary()
+    if not AWS_PROVIDER.is_dir():
+        pytest.skip(f"no hashicorp/aws provider in the offline mirror at {AWS_PROVIDER} (set TF_PROVIDER_MIRROR)")
+    base = tmp_path_factory.mktemp("terraform")
+    root = base / "terraform"
+    shutil.copytree(MODULE, root, ignore=shutil.ignore_patterns(".terraform*", "terraform.tfstate*"))
+    # The schema check imports reflekt_registry from ../function, as it does in the repository.
+    (base / "function").symlink_to(REPO / "function")
+    cli_config = base / "terraformrc"
+    cli_config.write_text(textwrap.dedent(f"""\
+        provider_installation {{
+          filesystem_mirror {{
+            path    = "{MIRROR}"
+            include = ["registry.terraform.io/hashicorp/*"]
+          }}
+        }}
+        """))
+    zip_path = base / "placeholder.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("reflekt_registry/handler.py", "")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    env.update(TF_CLI_CONFIG_FILE=str(cli_config), TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
+    workspace = Workspace(root, env, zip_path)
+    for folder in (root, root / EXAMPLE):
+        init = workspace.terraform("init", "-backend=false", "-no-color", cwd=folder)
+        assert init.returncode == 0, init.stdout + init.stderr
+    return workspace
+
+
+def test_files_are_formatted() -> None:
+    # -check writes nothing, so this runs on the repository's own files and names them.
+    result = subprocess.run([terraform_binary(), "fmt", "-check", "-recursive", "-diff", "-no-color", str(MODULE)],
+                            capture_output=True, text=True, timeout=TERRAFORM_TIMEOUT_SECONDS)
+    assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("folder", [Path("."), EXAMPLE], ids=["module", "example"])
+def test_configuration_is_valid(workspace: Workspace, folder: Path) -> None:
+    result = workspace.terraform("validate", "-no-color", cwd=workspace.root / folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_terraform_test_passes(workspace: Workspace) -> None:
+    result = workspace.test()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ", 0 failed" in result.stdout
+
+
+def output_of(result: subprocess.CompletedProcess[str]) -> str:
+    """stdout and stderr with Terraform's line wrapping undone."""
+    return " ".join((result.stdout + result.stderr).split())
+
+
+@pytest.mark.parametrize(
+    ("fixture", "reason"),
+    [
+        ("schemas-wrong-id", '"$id" is "checkout/Order_Completed/1-1.json"'),
+        ("schemas-unsupported-draft", '"$schema" is "https://json-schema.org/draft/2020-12/schema"'),
+        ("schemas-not-json", "is not valid JSON"),
+    ],
+)
+def test_a_bad_schema_fails_the_plan_naming_the_file(workspace: Workspace, fixture: str, reason: str) -> None:
+    folder = workspace.write_test(f"plan-{fixture}", "plan", schemas_dir=f"tests/fixtures/{fixture}")
+    result = workspace.test(f"-test-directory={folder}")
+    assert result.returncode != 0
+    output = output_of(result)
+    assert "Resource precondition failed" in output
+    assert f"tests/fixtures/{fixture}/checkout/Order_Completed/1-0.json" in output
+    assert reason in output
+
+
+@pytest.mark.parametrize(("fixture", "passes"), [("schemas", True), ("schemas-invalid-keyword", False)])
+def test_the_publish_check_runs_on_apply(workspace: Workspace, fixture: str, passes: bool) -> None:
+    # An apply against the mocked provider still runs the local-exec check, here with the dev venv's Python.
+    folder = workspace.write_test(f"apply-{fixture}", "apply",
+                                  schemas_dir=f"tests/fixtures/{fixture}", schemas_check_python=sys.executable)
+    result = workspace.test(f"-test-directory={folder}")
+    assert (result.returncode == 0) is passes, output_of(result)
+    if not passes:
+        assert f"tests/fixtures/{fixture}/checkout/Order_Completed/1-0.json" in output_of(result)
+
+
+def test_no_schema_is_uploaded_before_the_check_passes(workspace: Workspace) -> None:
+    graph = workspace.terraform("graph")
+    assert graph.returncode == 0, graph.stderr
+    assert '"aws_s3_object.schema" -> "terraform_data.schemas_check"' in graph.stdout
+
+
+def checkov_binary() -> str | None:
+    return shutil.which("checkov") or shutil.which("checkov", path=str(Path(sys.executable).parent))
+
+
+def test_checkov_finds_nothing_unexplained() -> None:
+    checkov = checkov_binary()
+    if checkov is None:
+        pytest.skip("checkov is not installed (pip install checkov to run this check)")
+    # --skip-download keeps checkov offline; skips are the #checkov:skip comments in the resources.
+    command = [checkov, "--directory", str(MODULE), "--framework", "terraform", "--compact", "--quiet",
+               "--skip-download"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TERRAFORM_TIMEOUT_SECONDS)
+    assert result.returncode == 0, result.stdout + result.stderr
