@@ -231,14 +231,14 @@ def test_browser_settings_capture_is_served(registry):
 def test_unreadable_requests_get_400_with_a_clear_error(registry, segment, body, status, error):
     response = registry.handle(api_event(body))
     assert response["statusCode"] == status
-    assert error in response_json(response)["error"]
+    assert error in response_json(response)["message"]
     assert segment.received == []
 
 
 def test_missing_write_key_is_401(registry):
     response = send(registry, [track(test_property="x")], write_key=None)
     assert response["statusCode"] == 401
-    assert "no write key" in response_json(response)["error"]
+    assert "no write key" in response_json(response)["message"]
 
 
 def test_segment_down_answers_503_so_the_sdk_retries(segment):

@@ -120,7 +120,7 @@ def test_a_mistaken_request_is_answered_with_what_to_do_instead(url, method, pat
     """A typo in a CI script fails loudly rather than matching nothing, in the registry's error shape."""
     got, _, body = call(url + path, method)
     assert got == status
-    assert body["success"] is False and says in body["error"]
+    assert body["success"] is False and says in body["message"]
 
 
 def test_a_segment_path_behind_a_registry_prefix_still_reaches_the_registry(url):

@@ -97,6 +97,14 @@ def test_a_request_with_several_schemas_prints_a_line_per_schema_and_one_latency
     assert ["ForwardLatency" in d for d in lines] == [True, False, False, False]
 
 
+def test_ids_of_schemas_that_do_not_exist_share_one_dimension_value(segment, capsys):
+    """A client cannot mint custom metrics (billed one by one) by inventing schema ids."""
+    registry = metrics_registry(segment.url)
+    registry.handle(api_event({"batch": [track(schema_id=f"made/Up_{i}/1-0.json") for i in range(5)]}))
+    [document] = emf_lines(capsys.readouterr().out)
+    assert (document["SchemaId"], document["InvalidEvents"]) == ("(unknown)", 5)
+
+
 def test_the_latency_is_the_time_spent_forwarding(segment, capsys):
     """Measured around the delivery to Segment alone, in milliseconds."""
     readings = iter([100.0, 100.25])

@@ -52,6 +52,24 @@ def to_api_gateway_event(method: str, target: str, headers: dict[str, str], body
     }
 
 
+class _FramingError(Exception):
+    """The HTTP framing itself is broken or too large, so there is no request to hand to the registry."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _size(text: str | bytes, base: int) -> int:
+    try:
+        size = int(text, base)
+    except ValueError:
+        raise _FramingError(400, f"bad body length {text!r}") from None
+    if size < 0:
+        raise _FramingError(400, f"bad body length {text!r}")
+    return size
+
+
 def make_server(registry: Registry, host: str, port: int, recent: RecentEvents | None = None) -> ThreadingHTTPServer:
     """The server, with the registry's destinations wrapped so that the inspection API lists what they deliver."""
     inspection = InspectionApi(recent or RecentEvents())
@@ -59,13 +77,17 @@ def make_server(registry: Registry, host: str, port: int, recent: RecentEvents |
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as SDKs expect
+        # Headers and body go out as separate writes; with Nagle on, the second waits ~40 ms for a delayed ACK.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             headers = {name.lower(): value for name, value in self.headers.items()}
             headers.setdefault("x-forwarded-proto", "http")
-            body = self._read_body(headers)
-            if body is None:  # API Gateway would refuse it too; don't read it into memory
-                self.send_error(413, "body too large")
+            try:
+                body = self._read_body(headers)
+            except _FramingError as e:
+                self.close_connection = True  # the rest of the stream cannot be trusted to start a request
+                self.send_error(e.status, str(e))
                 return
             event = to_api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
             response = inspection.answer(ApiGatewayEvent(event)) or registry.handle(event)
@@ -77,21 +99,21 @@ def make_server(registry: Registry, host: str, port: int, recent: RecentEvents |
             self.end_headers()
             self.wfile.write(payload)
 
-        def _read_body(self, headers: dict[str, str]) -> bytes | None:
+        def _read_body(self, headers: dict[str, str]) -> bytes:
             if "chunked" in headers.get("transfer-encoding", "").lower():  # the Kotlin SDK streams its uploads
                 chunks, size = [], 0
-                while (chunk_size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+                while (chunk_size := _size(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
                     size += chunk_size
                     if size > MAX_ENCODED_BODY_BYTES:
-                        return None
+                        raise _FramingError(413, "body too large")
                     chunks.append(self.rfile.read(chunk_size))
                     self.rfile.readline()
                 while self.rfile.readline().strip():  # trailers
                     pass
                 return b"".join(chunks)
-            length = int(headers.get("content-length") or 0)
-            if length > MAX_ENCODED_BODY_BYTES:
-                return None
+            length = _size(headers.get("content-length") or "0", 10)
+            if length > MAX_ENCODED_BODY_BYTES:  # API Gateway would refuse it too; don't read it into memory
+                raise _FramingError(413, "body too large")
             return self.rfile.read(length)
 
         do_GET = do_POST = do_OPTIONS = do_PUT = do_DELETE = _serve

@@ -21,7 +21,7 @@ from .validator import Verdict
 NAMESPACE = "ReflektRegistry"
 # Two registries in one account (staging, production) must not add up into one metric.
 FUNCTION_NAME_DIMENSION = "FunctionName"
-# Each distinct value is a custom metric; values are only well-formed ids sent with an allowlisted write key.
+# Each distinct value is a custom metric: only ids of schemas that exist are used as values.
 SCHEMA_ID_DIMENSION = "SchemaId"
 # The Lambda runtime sets this; the fallback is Terraform's default function name.
 FUNCTION_NAME_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
@@ -29,6 +29,9 @@ DEFAULT_FUNCTION_NAME = "reflekt-registry"
 # A dimension value must be a string; events that name no schema (alias, identify without traits, or a missing
 # or malformed schema_id) are counted under this one. A schema id cannot contain parentheses, so it never clashes.
 NO_SCHEMA_ID = "(none)"
+# Ids that name no usable schema share one value: anyone with a write key could otherwise mint custom metrics,
+# which CloudWatch bills one by one.
+UNKNOWN_SCHEMA_ID = "(unknown)"
 VALID_EVENTS = "ValidEvents"
 INVALID_EVENTS = "InvalidEvents"
 FORWARD_LATENCY = "ForwardLatency"
@@ -76,7 +79,7 @@ def documents(function_name: str, verdicts: Sequence[Verdict], latency_ms: float
     valid: Counter[str] = Counter()
     invalid: Counter[str] = Counter()
     for verdict in verdicts:
-        (valid if verdict.valid else invalid)[verdict.schema_id or NO_SCHEMA_ID] += 1
+        (valid if verdict.valid else invalid)[_dimension(verdict)] += 1
     out = [_counts(function_name, schema_id, valid[schema_id], invalid[schema_id], timestamp_ms)
            for schema_id in sorted(valid | invalid)]
     if out:
@@ -105,3 +108,9 @@ def _counts(function_name: str, schema_id: str, valid: int, invalid: int, timest
         VALID_EVENTS: valid,
         INVALID_EVENTS: invalid,
     }
+
+
+def _dimension(verdict: Verdict) -> str:
+    if verdict.schema_id is None:
+        return NO_SCHEMA_ID
+    return verdict.schema_id if verdict.schema_known else UNKNOWN_SCHEMA_ID

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import DEFAULT_SCHEMA_PREFIX
-from .schemas import UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
+from .schemas import UnusableSchema, compile_schema, dangerous_patterns, dialect_of, is_valid_schema_id
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
 REFLEKT_META_DIR = ".reflekt"
@@ -27,16 +27,18 @@ class SchemaFile:
     path: Path
     schema_id: str  # the path relative to schemas/, which the $id must equal
     problem: str | None
+    risky_patterns: tuple[str, ...] = ()  # regexes open to ReDoS, allowed only by --allow-risky-patterns
 
 
 def find_schemas(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.json") if REFLEKT_META_DIR not in p.relative_to(root).parts)
 
 
-def check_file(path: Path, root: Path) -> SchemaFile:
+def check_file(path: Path, root: Path, allow_risky_patterns: bool = False) -> SchemaFile:
     """Everything that would make the registry refuse the schema, found before it is uploaded.
 
-    The most specific finding wins: a wrong $id or a meta-schema error says more than "cannot be compiled".
+    The most specific finding wins: a wrong $id or a meta-schema error says more than "cannot be compiled", and
+    both say more than a risky pattern, which is a problem only unless `allow_risky_patterns`.
     """
     schema_id = path.relative_to(root).as_posix()
     body = path.read_bytes()
@@ -52,7 +54,12 @@ def check_file(path: Path, root: Path) -> SchemaFile:
         problem = f"path {schema_id!r} is not a usable schema id (letters, digits, _ . - and /, ending in .json)"
     elif document.get("$id") != schema_id:
         problem = f"$id is {document.get('$id')!r} but the file is at {schema_id!r}; they must match"
-    return SchemaFile(path, schema_id, _meta_schema_problem(document) or problem)
+    problem = _meta_schema_problem(document) or problem
+    risky = tuple(dangerous_patterns(document))
+    if risky and not problem and not allow_risky_patterns:
+        problem = (f"pattern {risky[0]!r} can backtrack catastrophically on hostile input (ReDoS): a repeated group "
+                   "matches the same text in many ways; rewrite it, or publish anyway with --allow-risky-patterns")
+    return SchemaFile(path, schema_id, problem, risky)
 
 
 def _meta_schema_problem(document: dict) -> str | None:
@@ -83,16 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", default=os.environ.get("REGISTRY_BUCKET"), help="default: $REGISTRY_BUCKET")
     parser.add_argument("--prefix", default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
     parser.add_argument("--check", action="store_true", help="only check the schemas; upload nothing")
+    parser.add_argument("--allow-risky-patterns", action="store_true",
+                        help="publish schemas whose regexes are open to ReDoS, with a warning, instead of refusing them")
     args = parser.parse_args(argv)
     if not args.schemas_dir.is_dir():
         parser.error(f"{args.schemas_dir} is not a directory")
     if not args.check and not args.bucket:
         parser.error("--bucket (or REGISTRY_BUCKET) is required unless --check is given")
     root = args.schemas_dir.resolve()
-    files = [check_file(path, root) for path in find_schemas(root)]
+    files = [check_file(path, root, args.allow_risky_patterns) for path in find_schemas(root)]
     bad = [f for f in files if f.problem]
     for item in bad:
         print(f"{item.path}: {item.problem}", file=sys.stderr)
+    for item in files:
+        if not item.problem and item.risky_patterns:
+            patterns = ", ".join(repr(p) for p in item.risky_patterns)
+            print(f"{item.path}: warning: pattern {patterns} is open to ReDoS (allowed by --allow-risky-patterns)", file=sys.stderr)
     if not files:
         print(f"no schemas found under {root}", file=sys.stderr)
         return 1

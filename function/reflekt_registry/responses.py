@@ -57,12 +57,16 @@ def cors_headers(event: ApiGatewayEvent) -> dict[str, str]:
 
 
 def error_response(error: RegistryError) -> Response:
-    """The one place an error becomes a status; 5xx bodies stay generic so internals don't leak."""
+    """The one place an error becomes a status; 5xx bodies stay generic so internals don't leak.
+
+    The body has the `code` and `message` Segment's own errors carry, which the Python SDK logs.
+    """
+    code = error.status.phrase.lower().replace(" ", "_")
     if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR and not isinstance(error, UnavailableError):
-        return Response(error.status, {"success": False, "error": "internal error"})
+        return Response(error.status, {"success": False, "code": code, "message": "internal error"})
     headers = {}
     retry_after = getattr(error, "retry_after", None)
     if retry_after:
         headers["retry-after"] = retry_after
     message = str(error) if error.status < HTTPStatus.INTERNAL_SERVER_ERROR else "a dependency is unavailable; retry"
-    return Response(error.status, {"success": False, "error": message}, headers)
+    return Response(error.status, {"success": False, "code": code, "message": message}, headers)

@@ -19,6 +19,8 @@ SCHEMA_ID_FIELD = "schema_id"
 LEGACY_ERRORS_FIELD = "validation_errors"
 # The structured annotation lives at context.<ANNOTATION_KEY>.
 ANNOTATION_KEY = "reflekt"
+# The keyword of the violation for a schema id that names no usable schema.
+UNUSABLE_SCHEMA = "schema"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class Verdict:
     @property
     def valid(self) -> bool:
         return not self.violations
+
+    @property
+    def schema_known(self) -> bool:
+        """Whether schema_id named a usable schema; a client can invent any number of ids that do not."""
+        return self.schema_id is not None and all(v.keyword != UNUSABLE_SCHEMA for v in self.violations)
 
 
 class Validator:
@@ -62,7 +69,7 @@ class Validator:
             return Verdict(None, (Violation(id_path, SCHEMA_ID_FIELD, f"{id_path} {shown} is not a schema path like 'plan/Event_Name/1-0.json'"),))
         schema = self.store.get(schema_id)
         if not isinstance(schema, CompiledSchema):
-            return Verdict(schema_id, (Violation(id_path, "schema", schema.reason),))
+            return Verdict(schema_id, (Violation(id_path, UNUSABLE_SCHEMA, schema.reason),))
         return Verdict(schema_id, _run(schema, payload, where))
 
 
@@ -83,7 +90,7 @@ def _violation(error: fastjsonschema.JsonSchemaValueException, where: str) -> Vi
     name = error.name or "data"
     path = where + name[len("data"):] if name.startswith("data") else where
     message = error.message.replace(name, path, 1) if name in error.message else f"{path}: {error.message}"
-    return Violation(path, error.rule or "schema", message)
+    return Violation(path, error.rule or "unknown", message)
 
 
 def annotate(event: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
