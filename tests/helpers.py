@@ -83,3 +83,13 @@ def load_captures(name: str) -> list[dict[str, Any]]:
 
 def response_json(response: dict[str, Any]) -> Any:
     return json.loads(response["body"]) if response["body"] else None
+
+
+def tune_retries(registry: Registry, policy: Any = None, sleep: Any = None) -> Registry:
+    """Sets the retry policy and/or sleep of both sources' Segment clients (each source owns one)."""
+    for source in (registry.forwarder.valid, registry.forwarder.invalid):
+        if policy is not None:
+            source.client.policy = policy
+        if sleep is not None:
+            source.client.sleep = sleep
+    return registry

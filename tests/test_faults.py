@@ -18,7 +18,8 @@ from fakes.delivery import Ledger, check
 from fakes.s3 import FAULTS as S3_FAULTS
 from fakes.s3 import FakeS3
 from fakes.segment import FakeSegment
-from helpers import EXAMPLE_SCHEMAS, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, make_registry, response_json, track
+from helpers import (EXAMPLE_SCHEMAS, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, make_registry, response_json, track,
+                     tune_retries)
 from reflekt_registry.config import S3Location
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.handler import Registry
@@ -41,11 +42,7 @@ def policy(read_timeout: float = 2.0) -> RetryPolicy:
 
 
 def fast_registry(segment: FakeSegment, read_timeout: float = 2.0) -> Registry:
-    registry = make_registry(segment.url)
-    client = registry.forwarder.valid.client  # the invalid source shares it
-    client.policy = policy(read_timeout)
-    client.sleep = lambda seconds: None
-    return registry
+    return tune_retries(make_registry(segment.url), policy(read_timeout), sleep=lambda seconds: None)
 
 
 def mixed_batch(tag: str) -> tuple[list[dict[str, Any]], dict[str, str]]:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, basic, load_captures,
-                     make_registry, response_json, track)
+                     make_registry, response_json, track, tune_retries)
+from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local import to_api_gateway_event
 
 OK = {"success": True}
@@ -244,7 +245,7 @@ def test_missing_write_key_is_401(registry):
 def test_segment_down_answers_503_so_the_sdk_retries(segment):
     registry = make_registry(segment.url)
     segment.fail(times=10, status=500)
-    registry.forwarder.valid.client.sleep = lambda seconds: None
+    tune_retries(registry, sleep=lambda seconds: None)
     response = send(registry, [track(test_property="x")])
     assert response["statusCode"] == 503
     assert segment.received == []
@@ -252,7 +253,7 @@ def test_segment_down_answers_503_so_the_sdk_retries(segment):
 
 def test_a_retry_after_from_segment_is_passed_to_the_client(segment):
     registry = make_registry(segment.url)
-    registry.forwarder.valid.client.policy = type(registry.forwarder.valid.client.policy)(budget=0.5)
+    tune_retries(registry, RetryPolicy(budget=0.5))
     segment.fail(times=10, status=429, retry_after="30")
     response = send(registry, [track(test_property="x")])
     assert response["statusCode"] == 503

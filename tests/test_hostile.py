@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from fakes.delivery import Ledger, check
 from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, api_event, basic,
-                     make_registry, response_json, track)
+                     make_registry, response_json, track, tune_retries)
 from local_support import serve
 from reflekt_registry.auth import WriteKeyAllowlist
 from reflekt_registry.forwarder import Forwarder
@@ -614,7 +614,7 @@ SECRET_KEY = "wk-SECRETKEY-91c2d"
 def test_logs_carry_neither_payloads_nor_write_keys(segment, registry_log, scenario):
     """At INFO, whatever the outcome, no property or trait value and no inbound or outbound write key is logged."""
     registry = make_registry(segment.url, REGISTRY_WRITE_KEYS=SECRET_KEY)
-    registry.forwarder.valid.client.sleep = lambda seconds: None
+    tune_retries(registry, sleep=lambda seconds: None)
     events = [track(test_property=SECRET_VALUE),
               {"type": "identify", "userId": "u1", "traits": {"schema_id": "jaffle_shop/Identify/1-0.json", "email": SECRET_VALUE}}]
     key = SECRET_KEY

@@ -19,7 +19,7 @@ from segment.analytics import Client
 
 from fakes.delivery import arrivals
 from fakes.segment import Fault, FakeSegment
-from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, make_registry
+from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, make_registry, tune_retries
 from local_support import serve
 from reflekt_registry.forwarder import RetryPolicy
 
@@ -92,7 +92,7 @@ def test_concurrent_sdk_clients_lose_nothing_while_segment_flaps():
     statuses: Counter[int] = Counter()
     with FlakySegment() as segment:
         registry = make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY)
-        registry.forwarder.valid.client.policy = RetryPolicy(attempts=2, budget=3.0, backoff_base=0.01, backoff_max=0.05)
+        tune_retries(registry, RetryPolicy(attempts=2, budget=3.0, backoff_base=0.01, backoff_max=0.05))
         handle = registry.handle
 
         def counting(event: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ DEFAULT_SEGMENT_API_HOST = "https://api.segment.io"
 # Long enough that a warm Lambda rarely goes back to S3, short enough that a schema push lands within a minute.
 DEFAULT_SCHEMA_CACHE_TTL_SECONDS = 60.0
 # The example Reflekt project the local server validates against when nothing else is configured.
-EXAMPLE_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "examples" / "reflekt-project" / "schemas"
+EXAMPLE_SCHEMA_DIR = Path(__file__).parents[2] / "examples" / "reflekt-project" / "schemas"
 DEFAULT_EVENTS_DIR = ".registry"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -8,7 +8,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,8 +72,8 @@ class SegmentClient:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     pool: urllib3.PoolManager = field(
-        # Two destinations post concurrently, a large request maybe in several batches each.
-        default_factory=lambda: urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+        # One source's batches: usually one at a time, several at once only for an unusually large request.
+        default_factory=lambda: urllib3.PoolManager(num_pools=1, maxsize=4, retries=False)
     )
 
     def post_batch(self, write_key: str, lines: Sequence[bytes], sent_at: str | None) -> None:
@@ -182,7 +181,7 @@ class Forwarder:
     def __init__(self, valid: Destination, invalid: Destination):
         self.valid = valid
         self.invalid = invalid
-        self._executor = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="forward")
+        self._executor: Any = None  # made on the first request that needs it: a cold start may never
 
     def deliver(self, valid: list[dict[str, Any]], invalid: list[dict[str, Any]], sent_at: str | None) -> None:
         valid_lines, moved = _encode_all(valid)
@@ -193,6 +192,10 @@ class Forwarder:
             destination, batch = jobs[0]
             destination.send(batch, sent_at)
             return
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="forward")
         futures = [self._executor.submit(destination.send, batch, sent_at) for destination, batch in jobs]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:

@@ -33,9 +33,10 @@ class Registry:
         valid: Destination
         invalid: Destination
         if settings.forwards_to_segment:
-            client = SegmentClient(settings.segment_api_host)
-            valid = SegmentSource(client, settings.valid_write_key)
-            invalid = SegmentSource(client, settings.invalid_write_key)
+            # A client (and its pool) per source: each keeps its own warm connection, however the two posts of
+            # the first invocation happen to overlap.
+            valid = SegmentSource(SegmentClient(settings.segment_api_host), settings.valid_write_key)
+            invalid = SegmentSource(SegmentClient(settings.segment_api_host), settings.invalid_write_key)
         else:
             valid = JsonlFile(settings.events_dir / "valid.jsonl")
             invalid = JsonlFile(settings.events_dir / "invalid.jsonl")
