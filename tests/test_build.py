@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from fakes.segment import FakeSegment
+from helpers import CLIENT_KEY, VALID_KEY, api_event, track
+from s3_support import create_bucket_with_schemas, lambda_env
 
 REPO = Path(__file__).resolve().parents[1]
 # What build.sh reads; copying just these proves the zip does not depend on the checkout's location or file times.
@@ -110,25 +111,6 @@ def test_an_unknown_architecture_fails_before_building(tmp_path: Path) -> None:
 # The zip in a Lambda-like Python: a clean venv with only boto3, the zip on sys.path first (as /var/task is),
 # schemas in S3 (moto server) and Segment replaced by a loopback server.
 
-SCHEMA_ID = "segment/demo/Test_Event/1-0.json"
-SCHEMA = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    "$id": SCHEMA_ID,
-    "description": "An event the smoke test sends.",
-    "self": {"vendor": "com.example", "name": "Test Event", "format": "jsonschema", "version": "1-0", "metadata": {}},
-    "type": "object",
-    "properties": {
-        "schema_id": {"type": "string", "const": SCHEMA_ID, "description": "The schema this event follows."},
-        "test_property": {"type": "string", "description": "Any text."},
-    },
-    "required": ["test_property"],
-    "additionalProperties": False,
-}
-BUCKET = "reflekt-registry-smoke"
-CLIENT_WRITE_KEY = "wk"
-VALID_WRITE_KEY = "valid"
-INVALID_WRITE_KEY = "invalid"
-
 # Runs inside the Lambda-like venv: imports the handler from the unpacked zip and invokes it once per event.
 DRIVER = """
 import json, sys
@@ -149,69 +131,6 @@ responses = [lambda_handler(event, Context()) for event in json.load(open(events
 modules = {module.__name__: module.__file__ for module in (fastjsonschema, urllib3)}
 json.dump({"responses": responses, "modules": modules}, open(results_path, "w"))
 """
-
-
-def basic_auth(write_key: str) -> str:
-    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
-
-
-def api_gateway_event(method: str, path: str, route_key: str, body: object = None) -> dict:
-    """An HTTP API payload 2.0 event as API Gateway sends it for the registry's routes."""
-    domain = "abc123.execute-api.us-east-1.amazonaws.com"
-    return {
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "authorization": basic_auth(CLIENT_WRITE_KEY), "host": domain},
-        "requestContext": {
-            "apiId": "abc123",
-            "domainName": domain,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7"},
-            "requestId": "smoke-request",
-            "routeKey": route_key,
-            "stage": "$default",
-        },
-        "body": None if body is None else json.dumps(body),
-        "isBase64Encoded": False,
-    }
-
-
-class FakeSegment(ThreadingHTTPServer):
-    """Records each POST and answers 200 {"success": true}, as Segment's Tracking API does."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        super().__init__(("127.0.0.1", 0), _SegmentHandler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _SegmentHandler(BaseHTTPRequestHandler):
-    server: FakeSegment
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        authorization = self.headers.get("authorization")
-        self.server.posts.append({"path": self.path, "authorization": authorization, "body": json.loads(body)})
-        reply = b'{"success": true}'
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: object) -> None:  # keep pytest's output clean
-        pass
-
-
-def write_key_of(post: dict) -> str | None:
-    """The Segment source a forwarded request is for: Basic auth user, else the body's writeKey."""
-    if post["authorization"]:
-        return base64.b64decode(post["authorization"].split()[1]).decode().rstrip(":")
-    return post["body"].get("writeKey")
 
 
 @pytest.fixture(scope="module")
@@ -235,44 +154,19 @@ def s3_endpoint() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def segment() -> Iterator[FakeSegment]:
-    server = FakeSegment()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_the_handler_runs_from_the_zip_next_to_only_boto3(
-    built_zip: Path, lambda_python: Path, s3_endpoint: str, segment: FakeSegment, tmp_path: Path
+    built_zip: Path, lambda_python: Path, s3_endpoint: str, segment: FakeSegment, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN the zip unpacked as /var/task would be, and one schema in the bucket
     task = tmp_path / "task"
     with zipfile.ZipFile(built_zip) as archive:
         archive.extractall(task)
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key=f"schemas/{SCHEMA_ID}", Body=json.dumps(SCHEMA), ContentType="application/json")
-    batch = {
-        "batch": [{
-            "type": "track",
-            "event": "Test Event",
-            "userId": "u1",
-            "messageId": "smoke-message-1",
-            "timestamp": "2026-11-26T18:00:00.000Z",
-            "properties": {"schema_id": SCHEMA_ID, "test_property": "hello"},
-        }],
-        "sentAt": "2026-11-26T18:00:01.000Z",
-        "writeKey": CLIENT_WRITE_KEY,
-    }
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
     events = [
-        api_gateway_event("GET", f"/v1/projects/{CLIENT_WRITE_KEY}/settings", "GET /v1/projects/{writeKey}/settings"),
-        api_gateway_event("POST", "/v1/batch", "POST /v1/batch", batch),
+        api_event(method="GET", path=f"/v1/projects/{CLIENT_KEY}/settings"),
+        api_event({"batch": [track(test_property="hello", message_id="smoke-message-1")], "sentAt": "2026-11-26T18:00:01.000Z"}),
     ]
     (tmp_path / "events.json").write_text(json.dumps(events))
     # The environment Terraform gives the function, and nothing from this machine's AWS setup.
@@ -286,15 +180,7 @@ def test_the_handler_runs_from_the_zip_next_to_only_boto3(
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "REGISTRY_BUCKET": BUCKET,
-        "REGISTRY_BUCKET_REGION": "us-east-1",
-        "SCHEMA_PREFIX": "schemas/",
-        "REGISTRY_WRITE_KEYS": CLIENT_WRITE_KEY,
-        "VALID_SEGMENT_WRITE_KEY": VALID_WRITE_KEY,
-        "INVALID_SEGMENT_WRITE_KEY": INVALID_WRITE_KEY,
-        "SEGMENT_API_HOST": segment.url,
-        "SCHEMA_CACHE_TTL_SECONDS": "60",
-        "DEBUG": "false",
+        **lambda_env(segment.url),
     }
 
     # WHEN the Lambda-like Python invokes the handler with a settings fetch and a batch
@@ -310,6 +196,5 @@ def test_the_handler_runs_from_the_zip_next_to_only_boto3(
     assert settings["statusCode"] == 200, settings
     assert batch_response["statusCode"] == 200, batch_response
     assert json.loads(batch_response["body"]) == {"success": True}
-    delivered = [post for post in segment.posts if write_key_of(post) == VALID_WRITE_KEY]
-    assert [m["messageId"] for post in delivered for m in post["body"]["batch"]] == ["smoke-message-1"]
+    assert segment.message_ids(VALID_KEY) == ["smoke-message-1"]
     assert all(Path(path).is_relative_to(task) for path in results["modules"].values()), results["modules"]
