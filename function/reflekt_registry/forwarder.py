@@ -151,9 +151,13 @@ class JsonlFile:
             out.write(b"".join(line + b"\n" for line in lines))
 
 
+# One encoder for every event: json.dumps with any option builds a new JSONEncoder on each call. Its ASCII
+# escapes keep lone surrogates (valid in JSON text, not in UTF-8) from failing the bytes encode.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(event: dict[str, Any]) -> bytes:
-    # ASCII escapes keep lone surrogates (valid in JSON text, not in UTF-8) from failing the encode.
-    return json.dumps(event, separators=(",", ":")).encode()
+    return _ENCODER.encode(event).encode()
 
 
 def pack(lines: Sequence[bytes]) -> list[list[bytes]]:
