@@ -8,9 +8,8 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import urllib3
 from urllib3.util.retry import Retry
@@ -30,8 +29,7 @@ MAX_BATCH_EVENTS = 2_500
 log = get_logger()
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """When and how long to retry a batch; every number fits inside the Node SDK's 10 s request timeout.
 
     Delays grow as backoff_base * 2**n (0.1 s, 0.2 s, 0.4 s, ...), each capped at backoff_max, with up to
@@ -63,18 +61,23 @@ class RetryPolicy:
         return wait + random.uniform(0, self.jitter * wait)
 
 
-@dataclass
 class SegmentClient:
     """Posts batches to one Segment API host through one connection pool, reused across warm invocations."""
 
-    host: str
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    pool: urllib3.PoolManager = field(
+    def __init__(
+        self,
+        host: str,
+        policy: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        pool: urllib3.PoolManager | None = None,
+    ):
+        self.host = host
+        self.policy = policy
+        self.clock = clock
+        self.sleep = sleep
         # One source's batches: usually one at a time, several at once only for an unusually large request.
-        default_factory=lambda: urllib3.PoolManager(num_pools=1, maxsize=4, retries=False)
-    )
+        self.pool = pool or urllib3.PoolManager(num_pools=1, maxsize=4, retries=False)
 
     def post_batch(self, write_key: str, lines: Sequence[bytes], sent_at: str | None) -> None:
         """Raises DeliveryError, naming the last failure, when the batch is not accepted within the budget."""
@@ -127,8 +130,7 @@ class Destination(Protocol):
         """Delivers serialised events or raises DeliveryError."""
 
 
-@dataclass
-class SegmentSource:
+class SegmentSource(NamedTuple):
     """One Segment source, addressed by its write key."""
 
     client: SegmentClient

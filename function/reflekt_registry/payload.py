@@ -6,8 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import BadRequestError, UnauthorizedError
 from .request import ApiGatewayEvent
@@ -22,8 +21,7 @@ MAX_SENT_AT_CHARS = 64
 BATCH_LEVEL_OBJECTS = ("context", "integrations")
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     events: list[dict[str, Any]]
     write_keys: frozenset[str]  # every key the request presented: header, body and per-event
     sent_at: str | None  # the client's clock when it sent, which Segment needs to correct timestamps

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from .errors import RegistryError, UnavailableError
 from .request import ApiGatewayEvent
@@ -18,11 +19,10 @@ CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
 CORS_MAX_AGE_SECONDS = 7200
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: HTTPStatus
     body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def to_proxy(self, event: ApiGatewayEvent) -> dict[str, Any]:
         headers = {**cors_headers(event), **self.headers}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import MethodNotAllowedError, NotFoundError
 
@@ -41,8 +41,7 @@ _CALL_PATH = re.compile(r"(?:^|/)v1/([a-z]+)/?\Z")
 _SETTINGS_PATH = re.compile(r"\A(?P<prefix>.*?)/(?:v1/)?projects/(?P<write_key>[^/]+)/settings/?\Z")
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     action: Action
     call_type: str | None = None  # for SINGLE: the Segment call the path names
     write_key: str | None = None  # for SETTINGS: the key in the path

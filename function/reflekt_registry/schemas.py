@@ -7,9 +7,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import fastjsonschema
 
@@ -38,14 +37,12 @@ STALE_RETRY_SECONDS = 5.0
 log = get_logger()
 
 
-@dataclass(frozen=True)
-class CompiledSchema:
+class CompiledSchema(NamedTuple):
     schema_id: str
     validate: Callable[[Any], Any]
 
 
-@dataclass(frozen=True)
-class UnusableSchema:
+class UnusableSchema(NamedTuple):
     """Why a schema id cannot validate anything; events naming it are invalid with this reason."""
 
     schema_id: str
@@ -55,8 +52,7 @@ class UnusableSchema:
 Schema = CompiledSchema | UnusableSchema
 
 
-@dataclass(frozen=True)
-class Fetched:
+class Fetched(NamedTuple):
     body: bytes
     version: str  # an ETag or a file stamp: equal versions mean equal bodies
 
@@ -158,11 +154,15 @@ class S3Source:
             raise SchemaStoreUnavailableError(f"cannot reach S3 for s3://{self.location.bucket}/{key}: {e}") from e
 
 
-@dataclass
 class _Entry:
-    schema: Schema
-    version: str | None
-    expires: float
+    """A cached schema; `expires` moves forward each time the store confirms it."""
+
+    __slots__ = ("schema", "version", "expires")
+
+    def __init__(self, schema: Schema, version: str | None, expires: float):
+        self.schema = schema
+        self.version = version
+        self.expires = expires
 
 
 class SchemaStore:
