@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import basic
+from reflekt_registry.config import Settings
 from reflekt_registry.errors import DeliveryError
 from reflekt_registry.forwarder import (MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, Forwarder, JsonlFile,
                                         RetryPolicy, SegmentClient, SegmentSource, _batch_body, encode, pack)
@@ -252,10 +253,21 @@ class RecordingPool:
     def __init__(self, status: int):
         self.status = status
         self.timeouts: list[urllib3.Timeout] = []
+        self.urls: list[str] = []
 
     def request(self, method: str, url: str, **kwargs: Any) -> _Answer:
         self.timeouts.append(kwargs["timeout"])
+        self.urls.append(url)
         return _Answer(self.status)
+
+
+@pytest.mark.parametrize("configured", ["https://events.eu1.segmentapis.com", "https://events.eu1.segmentapis.com/"])
+def test_the_eu_host_gets_segments_batch_path(configured, clock):
+    """EU workspaces must post to events.eu1.segmentapis.com/v1/batch: api.segment.io would drop their events silently."""
+    pool = RecordingPool(200)
+    host = Settings.from_env({"SEGMENT_API_HOST": configured}, local=True).segment_api_host
+    SegmentClient(host, clock=clock, sleep=clock.sleep, pool=pool).post_batch(KEY, LINES, None)
+    assert pool.urls == ["https://events.eu1.segmentapis.com/v1/batch"]
 
 
 def test_each_attempts_timeouts_fit_in_what_is_left_of_the_budget(clock):
