@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, basic, load_captures,
+from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, load_captures,
                      make_registry, response_json, track, tune_retries)
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local import to_api_gateway_event

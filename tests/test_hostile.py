@@ -32,7 +32,8 @@ from reflekt_registry.forwarder import Forwarder
 from reflekt_registry.handler import Registry
 from reflekt_registry.publish import main as publish
 from reflekt_registry.request import MAX_BODY_BYTES, MAX_ENCODED_BODY_BYTES
-from reflekt_registry.schemas import CompiledSchema, DirectorySource, SchemaStore, compile_schema, dangerous_patterns
+from reflekt_registry.patterns import dangerous_patterns
+from reflekt_registry.schemas import CompiledSchema, DirectorySource, SchemaStore, compile_schema
 from reflekt_registry.validator import Validator
 
 # What a client may ever be answered; a 500 would mean an input reached a bug.

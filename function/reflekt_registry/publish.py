@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import DEFAULT_SCHEMA_PREFIX
-from .schemas import UnusableSchema, compile_schema, dangerous_patterns, dialect_of, is_valid_schema_id
+from .patterns import dangerous_patterns
+from .schemas import UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
 REFLEKT_META_DIR = ".reflekt"
