@@ -1,0 +1,78 @@
+"""The real @segment/analytics-node SDK against the local server: host and path overridden, nothing else."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, make_registry
+from reflekt_registry.local import make_server
+
+SDK_DIR = Path(__file__).resolve().parent / "sdk-node"
+NPM_TIMEOUT_SECONDS = 300
+
+
+@pytest.fixture(scope="module")
+def node_sdk() -> Path:
+    """The SDK installed from the lockfile (once; node_modules/ is not committed)."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("node and npm are needed to run the real Node SDK")
+    if not (SDK_DIR / "node_modules" / "@segment" / "analytics-node").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR, check=True, timeout=NPM_TIMEOUT_SECONDS,
+                       capture_output=True)
+    return SDK_DIR / "send.mjs"
+
+
+@pytest.fixture
+def local_url(segment) -> Iterator[str]:
+    server = make_server(make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def send(script: Path, host: str, path: str, calls: list, write_key: str = CLIENT_KEY) -> list[str]:
+    config = {"host": host, "path": path, "writeKey": write_key, "calls": calls}
+    result = subprocess.run(["node", str(script), json.dumps(config)], capture_output=True, text=True, timeout=60,
+                            check=True)
+    return json.loads(result.stdout.splitlines()[-1])["failures"]
+
+
+def test_node_sdk_calls_reach_their_sources(node_sdk, local_url, segment):
+    """All six calls in one batch: the valid ones at the valid source, the invalid one annotated at the other."""
+    calls = [
+        ["track", {"userId": "u1", "event": "Test Event", "messageId": "node-valid",
+                   "properties": {"schema_id": TEST_EVENT, "test_property": "ok"}}],
+        ["track", {"userId": "u1", "event": "Test Event", "messageId": "node-invalid",
+                   "properties": {"schema_id": TEST_EVENT, "test_property": 7}}],
+        ["identify", {"userId": "u1", "messageId": "node-identify",
+                      "traits": {"schema_id": "jaffle_shop/Identify/1-0.json", "email": "a@b.co"}}],
+        ["page", {"userId": "u1", "name": "Home", "messageId": "node-page",
+                  "properties": {"schema_id": "jaffle_shop/Page_Viewed/1-0.json", "path": "/"}}],
+        ["screen", {"userId": "u1", "name": "Home", "messageId": "node-screen",
+                    "properties": {"schema_id": "jaffle_shop/Screen_Viewed/1-0.json"}}],
+        ["group", {"userId": "u1", "groupId": "g1", "messageId": "node-group"}],
+        ["alias", {"userId": "u1", "previousId": "anon-1", "messageId": "node-alias"}],
+    ]
+    # Node drops a path prefix in host when path is absolute, so the path goes in `path` (README, SDK set-up).
+    assert send(node_sdk, local_url, "/v1/batch", calls) == []
+    assert sorted(segment.message_ids(VALID_KEY)) == sorted(
+        ["node-valid", "node-identify", "node-page", "node-screen", "node-group", "node-alias"])
+    [invalid] = segment.events(INVALID_KEY)
+    assert invalid["messageId"] == "node-invalid"
+    assert invalid["properties"]["validation_errors"] == ["$.properties.test_property must be string"]
+    assert invalid["context"]["library"]["name"] == "@segment/analytics-node"
+
+
+def test_node_sdk_with_an_unknown_key_is_refused(node_sdk, local_url, segment):
+    """The Node SDK sees the 401 (and drops the batch, as it does for any 4xx); nothing is forwarded."""
+    calls = [["track", {"userId": "u1", "event": "Test Event", "properties": {"schema_id": TEST_EVENT, "test_property": "x"}}]]
+    failures = send(node_sdk, local_url, "/v1/batch", calls, write_key="intruder")
+    assert failures and segment.received == []
