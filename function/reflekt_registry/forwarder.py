@@ -194,16 +194,16 @@ class Forwarder:
         invalid_lines, shrunk = _encode_all(invalid + moved)
         invalid_lines += [encode(stand_in) for stand_in in shrunk]  # a stand-in always fits
         jobs = [(self.valid, batch) for batch in pack(valid_lines)] + [(self.invalid, batch) for batch in pack(invalid_lines)]
-        if len(jobs) == 1:  # the common case needs no thread hand-off
-            destination, batch = jobs[0]
-            destination.send(batch, sent_at)
+        if len(jobs) <= 1:  # the common case needs no thread hand-off
+            for destination, batch in jobs:
+                destination.send(batch, sent_at)
             return
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="forward")
         futures = [self._executor.submit(destination.send, batch, sent_at) for destination, batch in jobs]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [error for error in (future.exception() for future in futures) if error is not None]
         if errors:
             raise errors[0]
 
