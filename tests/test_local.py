@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +15,14 @@ import pytest
 from segment.analytics import Client
 
 from helpers import CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, basic, make_registry
-from reflekt_registry.local import make_server
+from local_support import serve
 
 
 @pytest.fixture
 def local_url(segment) -> Iterator[str]:
     """The local server, forwarding to the fake Segment, on a free loopback port."""
-    server = make_server(make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serve(make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 import zlib
 from collections import Counter
 from html.parser import HTMLParser
@@ -12,39 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from browser import WINDOW, chromium, needs_chromium
 from helpers import TEST_EVENT, api_event, make_registry, track
 from local_support import send, serve
 from reflekt_registry.inspection import RecentEvents
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason=f"{CHROMIUM} is missing: `apt-get install -y chromium chromium-driver` (as .ci/run does) to run the page tests",
-)
-
-# Headless, offline and deterministic: no first-run or background traffic, sRGB so colours are exact, and
-# virtual time, which runs the page's one-second polls without waiting for them, long enough for several.
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--force-color-profile=srgb",
-    "--hide-scrollbars", "--virtual-time-budget=5000",
-)
-WINDOW = (1280, 900)
-# Only guards against a hung browser; nothing asserts on how long a render takes.
-CHROMIUM_TIMEOUT_SECONDS = 60
+pytestmark = needs_chromium
 ORDER = "jaffle_shop/Order_Completed/1-0.json"
 # Solid fills from page.html's stylesheet: the header bar and the per-schema bars.
 HEADER_RGB = (0x1F, 0x29, 0x37)
 VALID_BAR_RGB = (0x16, 0xA3, 0x4A)
 INVALID_BAR_RGB = (0xDC, 0x26, 0x26)
-
-
-def chromium(tmp_path: Path, url: str, *args: str) -> str:
-    result = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WINDOW[0]},{WINDOW[1]}", *args, url],
-        capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_SECONDS, check=True,
-    )
-    return result.stdout
 
 
 def rendered(tmp_path: Path, url: str) -> Node:

@@ -3,39 +3,26 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, make_registry
-from reflekt_registry.local import make_server
-
-SDK_DIR = Path(__file__).resolve().parent / "sdk-node"
-NPM_TIMEOUT_SECONDS = 300
-
+from js_sdks import NODE_SDK_SCRIPT, install
+from local_support import serve
 
 @pytest.fixture(scope="module")
 def node_sdk() -> Path:
-    """The SDK installed from the lockfile (once; node_modules/ is not committed)."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are needed to run the real Node SDK")
-    if not (SDK_DIR / "node_modules" / "@segment" / "analytics-node").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR, check=True, timeout=NPM_TIMEOUT_SECONDS,
-                       capture_output=True)
-    return SDK_DIR / "send.mjs"
+    install()
+    return NODE_SDK_SCRIPT
 
 
 @pytest.fixture
 def local_url(segment) -> Iterator[str]:
-    server = make_server(make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serve(make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY)) as url:
+        yield url
 
 
 def send(script: Path, host: str, path: str, calls: list, write_key: str = CLIENT_KEY) -> list[str]:
