@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import DEFAULT_SCHEMA_PREFIX
-from .patterns import dangerous_patterns
-from .schemas import UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
+from .schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
 REFLEKT_META_DIR = ".reflekt"
@@ -56,7 +55,7 @@ def check_file(path: Path, root: Path, allow_risky_patterns: bool = False) -> Sc
     elif document.get("$id") != schema_id:
         problem = f"$id is {document.get('$id')!r} but the file is at {schema_id!r}; they must match"
     problem = _meta_schema_problem(document) or problem
-    risky = tuple(dangerous_patterns(document))
+    risky = compiled.risky_patterns if isinstance(compiled, CompiledSchema) else ()
     if risky and not problem and not allow_risky_patterns:
         problem = (f"pattern {risky[0]!r} can backtrack catastrophically on hostile input (ReDoS): a repeated group "
                    "matches the same text in many ways; rewrite it, or publish anyway with --allow-risky-patterns")

@@ -41,6 +41,7 @@ log = get_logger()
 class CompiledSchema(NamedTuple):
     schema_id: str
     validate: Callable[[Any], Any]
+    risky_patterns: tuple[str, ...] = ()  # regexes open to catastrophic backtracking (ReDoS), found at compile
 
 
 class UnusableSchema(NamedTuple):
@@ -212,10 +213,9 @@ class SchemaStore:
             log.error("schema is unusable", extra={"fields": {"schema_id": schema_id, "reason": schema.reason}})
         else:
             log.info("compiled schema", extra={"fields": {"schema_id": schema_id, "version": fetched.version}})
-            risky = dangerous_patterns(json.loads(fetched.body))
-            if risky:  # still served: refusing a live schema would send its events to the invalid source
+            if schema.risky_patterns:  # still served: refusing a live schema would send its events to the invalid source
                 log.warning("schema has patterns open to catastrophic backtracking (ReDoS)",
-                            extra={"fields": {"schema_id": schema_id, "patterns": risky}})
+                            extra={"fields": {"schema_id": schema_id, "patterns": list(schema.risky_patterns)}})
         self._cache[schema_id] = _Entry(schema, fetched.version, now + self.ttl)
         return schema
 
@@ -302,4 +302,4 @@ def compile_schema(schema_id: str, body: bytes) -> Schema:
         return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {e}")
     except Exception as e:  # the generator fails on some malformed schemas with bare Python errors (re.error, AttributeError)
         return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {type(e).__name__}: {e}")
-    return CompiledSchema(schema_id, validate)
+    return CompiledSchema(schema_id, validate, tuple(dangerous_patterns(document)))
