@@ -19,7 +19,7 @@ from .errors import BadRequestError, MethodNotAllowedError, NotFoundError, Regis
 from .forwarder import Destination, Forwarder
 from .metrics import NO_SCHEMA_ID
 from .request import ApiGatewayEvent
-from .responses import PREFLIGHT, Response, cors_headers, error_response
+from .responses import PREFLIGHT, Response, error_response
 from .validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
 
 # Enough for a CI run or an afternoon of clicking through an app, and bounded: at Segment's 32 KB per event
@@ -153,12 +153,12 @@ def _reset(recent: RecentEvents, query: dict[str, str]) -> Response:
     return Response(HTTPStatus.OK, recent.summary())
 
 
-def _page(recent: RecentEvents, query: dict[str, str]) -> str:
-    return PAGE
+def _page(recent: RecentEvents, query: dict[str, str]) -> Response:
+    return Response(HTTPStatus.OK, PAGE, content_type=HTML)
 
 
-# The whole API: the name after /registry/, its method and its handler (a str it returns is HTML).
-ROUTES: dict[str, tuple[str, Callable[[RecentEvents, dict[str, str]], Response | str]]] = {
+# The whole API: the name after /registry/, its method and its handler.
+ROUTES: dict[str, tuple[str, Callable[[RecentEvents, dict[str, str]], Response]]] = {
     "": ("GET", _page),
     "events": ("GET", _events),
     "summary": ("GET", _summary),
@@ -186,12 +186,9 @@ class InspectionApi:
             reply = self._dispatch(event, name)
         except RegistryError as e:
             reply = error_response(e)
-        if isinstance(reply, Response):
-            return reply.to_proxy(event)
-        return {"statusCode": 200, "headers": {**cors_headers(event), "content-type": HTML}, "body": reply,
-                "isBase64Encoded": False}
+        return reply.to_proxy(event)
 
-    def _dispatch(self, event: ApiGatewayEvent, name: str) -> Response | str:
+    def _dispatch(self, event: ApiGatewayEvent, name: str) -> Response:
         if name not in ROUTES:
             listed = ", ".join(f"{method} {PREFIX}/{route}" for route, (method, _) in ROUTES.items())
             raise NotFoundError(f"no inspection route {event.path!r}; use one of {listed}")

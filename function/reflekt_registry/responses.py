@@ -21,17 +21,18 @@ CORS_MAX_AGE_SECONDS = 7200
 
 class Response(NamedTuple):
     status: HTTPStatus
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | str | None = None  # a dict is sent as JSON, a str as it is, in `content_type`
     headers: Mapping[str, str] = MappingProxyType({})
+    content_type: str = APPLICATION_JSON
 
     def to_proxy(self, event: ApiGatewayEvent) -> dict[str, Any]:
         headers = {**cors_headers(event), **self.headers}
         if self.body is not None:
-            headers["content-type"] = APPLICATION_JSON
+            headers["content-type"] = self.content_type
         return {
             "statusCode": int(self.status),
             "headers": headers,
-            "body": "" if self.body is None else json.dumps(self.body),
+            "body": "" if self.body is None else self.body if isinstance(self.body, str) else json.dumps(self.body),
             "isBase64Encoded": False,
         }
 
