@@ -205,18 +205,25 @@ def test_s3_failing_with_schemas_cached_keeps_serving_them(segment, s3, fault, r
     assert any(r["message"] == "serving cached schema while the store is unavailable" for r in registry_log.records)
 
 
-def test_s3_404_makes_the_event_invalid_not_the_request(segment, s3):
-    """A schema missing from the bucket is the event's problem: 200, the event annotated 'no schema', the rest unaffected."""
-    del s3.objects[PREFIX + IDENTIFY]
+def unusable_schema_violation(segment: FakeSegment, s3: FakeS3, tag: str, message_id: str) -> dict[str, str]:
+    """Sends a mixed batch in which event `message_id` names a schema the store cannot use: the request is
+    accepted at once, nothing is lost, and that event reaches the invalid source; returns its one violation."""
     registry = s3_registry(segment, s3)
-    events, expected = mixed_batch("missing")
-    expected["missing-valid-2"] = INVALID_KEY
+    events, expected = mixed_batch(tag)
+    expected[message_id] = INVALID_KEY
     ledger = Ledger()
     assert [r["statusCode"] for r in send_until_accepted(registry, events, expected, ledger)] == [200]
     check(ledger, segment)
-    [identify] = [e for e in segment.events(INVALID_KEY) if e["type"] == "identify"]
-    [violation] = identify["context"]["reflekt"]["violations"]
+    [annotated] = [e for e in segment.events(INVALID_KEY) if e["messageId"] == message_id]
+    [violation] = annotated["context"]["reflekt"]["violations"]
     assert violation["keyword"] == "schema"
+    return violation
+
+
+def test_s3_404_makes_the_event_invalid_not_the_request(segment, s3):
+    """A schema missing from the bucket is the event's problem: 200, the event annotated 'no schema', the rest unaffected."""
+    del s3.objects[PREFIX + IDENTIFY]
+    violation = unusable_schema_violation(segment, s3, "missing", "missing-valid-2")
     assert f"no schema with $id '{IDENTIFY}' in s3://{BUCKET}/{PREFIX}" in violation["message"]
 
 
@@ -269,15 +276,7 @@ def test_an_unusable_schema_object_makes_its_events_invalid(segment, s3, registr
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     s3.objects[PREFIX + TEST_EVENT] = body
-    registry = s3_registry(segment, s3)
-    events, expected = mixed_batch("unusable")
-    expected["unusable-valid-1"] = INVALID_KEY
-    ledger = Ledger()
-    assert [r["statusCode"] for r in send_until_accepted(registry, events, expected, ledger)] == [200]
-    check(ledger, segment)
-    [annotated] = [e for e in segment.events(INVALID_KEY) if e["messageId"] == "unusable-valid-1"]
-    [violation] = annotated["context"]["reflekt"]["violations"]
-    assert violation["keyword"] == "schema"
+    violation = unusable_schema_violation(segment, s3, "unusable", "unusable-valid-1")
     assert f"schema '{TEST_EVENT}'" in violation["message"] and reason in violation["message"]
     [logged] = [r for r in registry_log.records if r["message"] == "schema is unusable"]
     assert (logged["level"], logged["schema_id"]) == ("ERROR", TEST_EVENT)
