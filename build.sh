@@ -39,15 +39,9 @@ from pathlib import Path
 
 out, deps, function = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 HANDLER_MODULE = "reflekt_registry/handler.py"
-# The local server (`./dev serve`) with its inspection page, and the publish and check-events commands:
-# never used by the Lambda.
-DEV_ONLY = {
-    "reflekt_registry/local.py",
-    "reflekt_registry/inspection.py",
-    "reflekt_registry/page.html",
-    "reflekt_registry/publish.py",
-    "reflekt_registry/check_events.py",
-}
+# Sub-packages the Lambda never imports: the local server (`./dev serve`) with its inspection page, and the
+# publish and check-events commands. Whole folders are left out, so a new dev-only module needs no list entry.
+DEV_ONLY_PACKAGES = {"reflekt_registry/local", "reflekt_registry/tools"}
 SKIPPED_DIRS = {"__pycache__", "tests"}
 # Zip timestamps cannot predate 1980.
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -63,7 +57,7 @@ def entries(root, skip_top_level=frozenset()):
             and parts[0] not in skip_top_level
             and not SKIPPED_DIRS.intersection(parts)
             and not name.endswith(".pyc")
-            and name not in DEV_ONLY
+            and not any(name.startswith(package + "/") for package in DEV_ONLY_PACKAGES)
         ):
             yield name, path
 

@@ -20,8 +20,8 @@ resource "terraform_data" "schemas_check" {
   triggers_replace = { for path in local.schema_files : path => filemd5("${var.schemas_dir}/${path}") }
 
   provisioner "local-exec" {
-    # The interpreter list runs `python -m reflekt_registry.publish --check <schemas_dir>` without a shell to quote for.
-    interpreter = [var.schemas_check_python, "-m", "reflekt_registry.publish", "--check"]
+    # The interpreter list runs `python -m reflekt_registry.tools.publish --check <schemas_dir>` without a shell to quote for.
+    interpreter = [var.schemas_check_python, "-m", "reflekt_registry.tools.publish", "--check"]
     command     = var.schemas_dir
     environment = {
       PYTHONPATH = abspath("${path.module}/../function")

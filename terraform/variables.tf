@@ -72,7 +72,7 @@ variable "schemas_dir" {
 }
 
 variable "schemas_check_python" {
-  description = "Python interpreter that runs `python -m reflekt_registry.publish --check` over `schemas_dir` before any schema is uploaded. It needs the packages in requirements-dev.txt, e.g. `../.venv/bin/python`"
+  description = "Python interpreter that runs `python -m reflekt_registry.tools.publish --check` over `schemas_dir` before any schema is uploaded. It needs the packages in requirements-dev.txt, e.g. `../.venv/bin/python`"
   type        = string
   default     = "python3"
 }

@@ -12,8 +12,8 @@ from typing import Any
 
 from helpers import CLIENT_KEY, basic
 from reflekt_registry.handler import Registry
-from reflekt_registry.inspection import RecentEvents
-from reflekt_registry.local import make_server
+from reflekt_registry.local.inspection import RecentEvents
+from reflekt_registry.local.server import make_server
 
 
 @contextmanager

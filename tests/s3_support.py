@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from helpers import EXAMPLE_SCHEMAS
-from reflekt_registry.publish import check_file, find_schemas, upload
+from reflekt_registry.tools.publish import check_file, find_schemas, upload
 
 BUCKET = "reflekt-registry-test"
 PREFIX = "schemas/"

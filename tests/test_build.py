@@ -24,13 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 # What build.sh reads; copying just these proves the zip does not depend on the checkout's location or file times.
 BUILD_INPUTS = ("build.sh", "requirements.txt", "function")
 HANDLER_MODULE = "reflekt_registry/handler.py"
-DEV_ONLY = {
-    "reflekt_registry/local.py",
-    "reflekt_registry/inspection.py",
-    "reflekt_registry/page.html",
-    "reflekt_registry/publish.py",
-    "reflekt_registry/check_events.py",
-}
+# The sub-packages that never run in Lambda.
+DEV_ONLY_PACKAGES = ("reflekt_registry/local/", "reflekt_registry/tools/")
 # The boto3 the python3.13 runtime provides is not bundled; the Lambda-like venv installs this one.
 RUNTIME_BOTO3 = "boto3==1.44.8"
 BUILD_TIMEOUT_SECONDS = 300
@@ -90,10 +85,13 @@ def test_the_zip_holds_the_package_and_its_runtime_dependencies_only(built_zip: 
     with zipfile.ZipFile(built_zip) as archive:
         names = set(archive.namelist())
     package = REPO / "function" / "reflekt_registry"
-    modules = {f"reflekt_registry/{path.name}" for path in package.glob("*.py")}
+    lambda_modules = {f"reflekt_registry/{path.name}" for path in package.glob("*.py")}
+    dev_only = {path.relative_to(package.parent).as_posix() for package_dir in DEV_ONLY_PACKAGES
+                for path in (package.parent / package_dir).rglob("*") if path.is_file() and "__pycache__" not in path.parts}
     assert HANDLER_MODULE in names
-    assert modules - DEV_ONLY <= names
-    assert not DEV_ONLY & names
+    assert lambda_modules <= names
+    assert {"reflekt_registry/local/server.py", "reflekt_registry/tools/publish.py"} <= dev_only
+    assert not [name for name in names if name.startswith(DEV_ONLY_PACKAGES)]
     assert {"fastjsonschema/__init__.py", "urllib3/__init__.py"} <= names
     top_level = {name.split("/")[0] for name in names}
     assert not top_level & {"boto3", "botocore", "s3transfer", "bin", "tests"}

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, track
-from reflekt_registry.check_events import EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main
+from reflekt_registry.tools.check_events import EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main
 from s3_support import BUCKET, create_bucket_with_schemas
 
 IDENTIFY = {"type": "identify", "userId": "u1", "traits": {"schema_id": "jaffle_shop/Identify/1-0.json", "email": "a@b.co"}}
@@ -148,9 +148,9 @@ def test_an_unreachable_bucket_exits_2(tmp_path, capsys):
 
 
 def test_the_documented_command_reads_stdin(tmp_path):
-    """`python -m reflekt_registry.check_events - --schemas DIR`, fed by a pipe, as a CI step would run it."""
+    """`python -m reflekt_registry.tools.check_events - --schemas DIR`, fed by a pipe, as a CI step would run it."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "function")}
-    result = subprocess.run([sys.executable, "-m", "reflekt_registry.check_events", "-", "--schemas", str(EXAMPLE_SCHEMAS)],
+    result = subprocess.run([sys.executable, "-m", "reflekt_registry.tools.check_events", "-", "--schemas", str(EXAMPLE_SCHEMAS)],
                             input=json.dumps(track(test_property=3)) + "\n", capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == EXIT_INVALID
     assert "  line 1: $.properties.test_property must be string" in result.stdout

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from helpers import EXAMPLE_SCHEMAS
-from reflekt_registry.publish import check_file, find_schemas
+from reflekt_registry.tools.publish import check_file, find_schemas
 
 SCHEMAS = find_schemas(EXAMPLE_SCHEMAS)
 # Reflekt's self block (its meta-schema requires these) and its MAJOR-MINOR version format.

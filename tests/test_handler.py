@@ -9,7 +9,7 @@ import pytest
 from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, load_captures,
                      make_registry, response_json, track, tune_retries)
 from reflekt_registry.forwarder import RetryPolicy
-from reflekt_registry.local import to_api_gateway_event
+from reflekt_registry.local.server import to_api_gateway_event
 
 OK = {"success": True}
 

@@ -30,7 +30,7 @@ from local_support import serve
 from reflekt_registry.auth import WriteKeyAllowlist
 from reflekt_registry.forwarder import Forwarder
 from reflekt_registry.handler import Registry
-from reflekt_registry.publish import main as publish
+from reflekt_registry.tools.publish import main as publish
 from reflekt_registry.request import MAX_BODY_BYTES, MAX_ENCODED_BODY_BYTES
 from reflekt_registry.patterns import dangerous_patterns
 from reflekt_registry.schemas import CompiledSchema, DirectorySource, SchemaStore, compile_schema

@@ -9,7 +9,7 @@ import pytest
 from helpers import TEST_EVENT, VALID_KEY, make_registry, track
 from local_support import call, get, send, serve
 from reflekt_registry.forwarder import MAX_EVENT_BYTES
-from reflekt_registry.inspection import RecentEvents
+from reflekt_registry.local.inspection import RecentEvents
 
 IDENTIFY = "jaffle_shop/Identify/1-0.json"
 ORDER = "jaffle_shop/Order_Completed/1-0.json"

@@ -13,7 +13,7 @@ import pytest
 from browser import WINDOW, chromium, needs_chromium
 from helpers import TEST_EVENT, api_event, make_registry, track
 from local_support import send, serve
-from reflekt_registry.inspection import RecentEvents
+from reflekt_registry.local.inspection import RecentEvents
 
 pytestmark = needs_chromium
 ORDER = "jaffle_shop/Order_Completed/1-0.json"

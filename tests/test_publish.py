@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
-from reflekt_registry.publish import main
+from reflekt_registry.tools.publish import main
 from s3_support import BUCKET
 
 

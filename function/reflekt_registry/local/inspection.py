@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .errors import BadRequestError, MethodNotAllowedError, NotFoundError, RegistryError
-from .forwarder import Destination, Forwarder
-from .metrics import NO_SCHEMA_ID
-from .request import ApiGatewayEvent
-from .responses import PREFLIGHT, Response, error_response
-from .validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
+from ..errors import BadRequestError, MethodNotAllowedError, NotFoundError, RegistryError
+from ..forwarder import Destination, Forwarder
+from ..metrics import NO_SCHEMA_ID
+from ..request import ApiGatewayEvent
+from ..responses import PREFLIGHT, Response, error_response
+from ..validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
 
 # Enough for a CI run or an afternoon of clicking through an app, and bounded: at Segment's 32 KB per event
 # the store never holds more than about 32 MB. Counts in the summary are not bounded by it.

@@ -2,8 +2,8 @@
 
 Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform:
 
-    python -m reflekt_registry.publish path/to/project/schemas --bucket my-registry-bucket
-    python -m reflekt_registry.publish path/to/project/schemas --check
+    python -m reflekt_registry.tools.publish path/to/project/schemas --bucket my-registry-bucket
+    python -m reflekt_registry.tools.publish path/to/project/schemas --check
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DEFAULT_SCHEMA_PREFIX
-from .schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
+from ..config import DEFAULT_SCHEMA_PREFIX
+from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
 REFLEKT_META_DIR = ".reflekt"
@@ -84,7 +84,7 @@ def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reflekt_registry.publish", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m reflekt_registry.tools.publish", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("schemas_dir", type=Path, help="a Reflekt project's schemas/ folder")
     parser.add_argument("--bucket", default=os.environ.get("REGISTRY_BUCKET"), help="default: $REGISTRY_BUCKET")

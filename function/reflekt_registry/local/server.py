@@ -12,12 +12,12 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from . import log
-from .config import Settings
-from .errors import ConfigError
-from .handler import Registry
+from .. import log
+from ..config import Settings
+from ..errors import ConfigError
+from ..handler import Registry
+from ..request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
 from .inspection import PREFIX, InspectionApi, RecentEvents, record
-from .request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
 
 DEFAULT_PORT = 8080
 
@@ -156,6 +156,3 @@ def main(argv: list[str] | None = None) -> int:
         server.server_close()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Validates a file of Segment events against Reflekt schemas, offline, exactly as the registry would: for CI.
 
-    python -m reflekt_registry.check_events events.jsonl --schemas path/to/project/schemas
-    python -m reflekt_registry.check_events export.jsonl.gz --bucket my-registry-bucket [--prefix schemas/]
+    python -m reflekt_registry.tools.check_events events.jsonl --schemas path/to/project/schemas
+    python -m reflekt_registry.tools.check_events export.jsonl.gz --bucket my-registry-bucket [--prefix schemas/]
 
 Each line holds one event or a {"batch": [...]} envelope (a Segment export, or requests an app made). Prints the
 valid and invalid events per schema with the first violations, then exits 0 when every event is valid, 1 when any
@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_SCHEMA_PREFIX, S3Location
-from .errors import SchemaStoreUnavailableError
-from .metrics import NO_SCHEMA_ID
-from .payload import CALL_TYPES
-from .request import GZIP_MAGIC
-from .schemas import open_store
-from .validator import Validator
+from ..config import DEFAULT_SCHEMA_PREFIX, S3Location
+from ..errors import SchemaStoreUnavailableError
+from ..metrics import NO_SCHEMA_ID
+from ..payload import CALL_TYPES
+from ..request import GZIP_MAGIC
+from ..schemas import open_store
+from ..validator import Validator
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 # Enough to see what is wrong with a schema's events; a file failing the same way on every line stays readable.
@@ -116,7 +116,7 @@ def read_lines(path: str) -> Iterator[bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reflekt_registry.check_events", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m reflekt_registry.tools.check_events", description=__doc__.split("\n\n")[0])
     parser.add_argument("events", help="a JSON lines file of events or {\"batch\": [...]} envelopes; - reads stdin")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--schemas", type=Path, metavar="DIR", help="a Reflekt project's schemas/ folder")
