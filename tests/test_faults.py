@@ -2,7 +2,9 @@
 
 For each: what the client is told, what reaches each Segment source, and the proof (fakes.delivery.check) that
 nothing accepted was lost: every event the client was told was accepted arrived at the right source, once per
-send, or the client was told to retry.
+send, or the client was told to retry. Segment's faults are run twice: with the spool working (a fault the
+registry cannot ride out is spooled, answered 200 and replayed by the drain) and with the spool down as well
+(the client is told 503 and retries, as before there was a spool).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +22,7 @@ from fakes.s3 import FAULTS as S3_FAULTS
 from fakes.s3 import FakeS3
 from fakes.segment import FakeSegment
 from helpers import (EXAMPLE_SCHEMAS, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, make_registry, response_json, track,
-                     tune_retries)
+                     tune_retries, unusable_folder)
 from reflekt_registry.config import S3Location
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.handler import Registry
@@ -33,6 +36,10 @@ RETRY = {"success": False, "code": "service_unavailable", "message": "a dependen
 ATTEMPTS = 4
 # Enough for a client to get through every planned fault; a real SDK retries for hours.
 CLIENT_TRIES = 8
+# Drains until the spool is empty: each planned fault left over fails at most one drain.
+DRAIN_ROUNDS = 2 * ATTEMPTS + 2
+# What a drain may take here: far more than the test needs, since the drain stops once the spool is empty.
+DRAIN_SECONDS = 60.0
 
 
 def policy(read_timeout: float = 2.0) -> RetryPolicy:
@@ -41,8 +48,28 @@ def policy(read_timeout: float = 2.0) -> RetryPolicy:
                        backoff_max=0.001, jitter=0.0)
 
 
-def fast_registry(segment: FakeSegment, read_timeout: float = 2.0) -> Registry:
-    return tune_retries(make_registry(segment.url), policy(read_timeout), sleep=lambda seconds: None)
+def fast_registry(segment: FakeSegment, read_timeout: float = 2.0, spool_dir: str | None = None) -> Registry:
+    registry = make_registry(segment.url, **({"SPOOL_DIR": spool_dir} if spool_dir else {}))
+    registry.replay.sleep = lambda seconds: None
+    return tune_retries(registry, policy(read_timeout), sleep=lambda seconds: None)
+
+
+def drain_all(registry: Registry) -> list[dict[str, Any]]:
+    """Runs the drain, as the schedule would every minute, until nothing is left; its reports."""
+    reports = [registry.drain(DRAIN_SECONDS)]
+    while reports[-1]["objects_left"] and len(reports) < DRAIN_ROUNDS:
+        reports.append(registry.drain(DRAIN_SECONDS))
+    assert reports[-1]["objects_left"] == 0, reports
+    return reports
+
+
+@pytest.fixture(params=["spooling", "spool-down"])
+def spool_dir(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    return str(tmp_path / "spool") if request.param == "spooling" else unusable_folder(tmp_path)
+
+
+def spooling(spool_dir: str) -> bool:
+    return "not-a-folder" not in spool_dir
 
 
 def mixed_batch(tag: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -79,6 +106,7 @@ class SegmentFault:
     persistent_status: int = 503  # what the client is told while the fault outlasts the registry's attempts
     retry_after: str | None = None  # passed on to the client with the 503
     duplicates: bool = False  # Segment may keep a batch the registry gave up on, so the retry duplicates it
+    poison: bool = False  # Segment refuses the batch as such: once spooled, the drain sets it aside
 
 
 RETRY_AT = "Wed, 21 Oct 2065 07:28:00 GMT"  # Retry-After as an HTTP date, far enough ahead to outlast any run
@@ -90,7 +118,7 @@ SEGMENT_FAULTS = {
     "429-retry-after-1s": SegmentFault(lambda s, n: s.fail(n, 429, retry_after="1"), retry_after="1"),
     "429-retry-after-30s": SegmentFault(lambda s, n: s.fail(n, 429, retry_after="30"), absorbed=False, retry_after="30"),
     "429-retry-after-date": SegmentFault(lambda s, n: s.fail(n, 429, retry_after=RETRY_AT), absorbed=False, retry_after=RETRY_AT),
-    "400-refused": SegmentFault(lambda s, n: s.fail(n, 400), absorbed=False),
+    "400-refused": SegmentFault(lambda s, n: s.fail(n, 400), absorbed=False, poison=True),
     "hang": SegmentFault(lambda s, n: s.hang(n, seconds=1.0), read_timeout=0.2),
     "close": SegmentFault(lambda s, n: s.close(n)),
     "slow-within-timeout": SegmentFault(lambda s, n: s.slow(n, seconds=0.2), read_timeout=10.0, persistent_status=200),
@@ -98,49 +126,69 @@ SEGMENT_FAULTS = {
 }
 
 
+def assert_told_to_retry(response: dict[str, Any], fault: SegmentFault) -> None:
+    assert response["statusCode"] == 503
+    assert response_json(response) == RETRY
+    assert response["headers"].get("retry-after") == fault.retry_after
+
+
+def registry_attempts(fault: SegmentFault) -> int:
+    """Copies one send may leave at Segment: each of the registry's attempts, and the replay of what it spooled."""
+    return ATTEMPTS + 1 if fault.duplicates else 1
+
+
 @pytest.mark.parametrize("fault", SEGMENT_FAULTS.values(), ids=SEGMENT_FAULTS.keys())
-def test_a_single_segment_fault(segment, fault):
-    """One fault: ridden out by the registry (200) or, when Segment says to wait or refuses, a 503 the client retries."""
-    registry = fast_registry(segment, fault.read_timeout)
+def test_a_single_segment_fault(segment, fault, spool_dir):
+    """One fault: ridden out by the registry (200); when Segment says to wait or refuses, spooled (200) and replayed,
+    or with the spool down, a 503 the client retries."""
+    registry = fast_registry(segment, fault.read_timeout, spool_dir)
     fault.plan(segment, 1)
     events, expected = mixed_batch("once")
     ledger = Ledger()
     responses = send_until_accepted(registry, events, expected, ledger)
-    first = responses[0]
-    assert first["statusCode"] == (200 if fault.absorbed else 503)
-    if not fault.absorbed:
-        assert response_json(first) == RETRY
-        assert first["headers"].get("retry-after") == fault.retry_after
+    if fault.absorbed or spooling(spool_dir):
+        assert responses[0]["statusCode"] == 200
+    else:
+        assert_told_to_retry(responses[0], fault)
     assert responses[-1]["statusCode"] == 200
-    outcome = check(ledger, segment, registry_attempts=ATTEMPTS if fault.duplicates else 1)
+    drain_all(registry)
+    outcome = check(ledger, segment, registry_attempts=registry_attempts(fault))
     assert outcome.accepted == len(events)
     if fault.absorbed and not fault.duplicates:
         assert outcome.duplicates == 0
 
 
 @pytest.mark.parametrize("fault", SEGMENT_FAULTS.values(), ids=SEGMENT_FAULTS.keys())
-def test_a_lasting_segment_fault(segment, fault):
-    """A fault outlasting every attempt: 503 (with Segment's Retry-After), nothing half-delivered, then the retry lands once."""
-    registry = fast_registry(segment, fault.read_timeout)
+def test_a_lasting_segment_fault(segment, fault, spool_dir):
+    """A fault outlasting every attempt: spooled (200) and replayed once Segment is back, or with the spool down a 503
+    (with Segment's Retry-After); nothing half-delivered, and each event lands once."""
+    registry = fast_registry(segment, fault.read_timeout, spool_dir)
     fault.plan(segment, 2 * ATTEMPTS)
     events, expected = mixed_batch("lasting")
     ledger = Ledger()
     responses = send_until_accepted(registry, events, expected, ledger)
-    first = responses[0]
-    assert first["statusCode"] == fault.persistent_status
-    if fault.persistent_status == 503:
-        assert response_json(first) == RETRY
-        assert first["headers"].get("retry-after") == fault.retry_after
+    if fault.persistent_status == 503 and not spooling(spool_dir):
+        assert_told_to_retry(responses[0], fault)
+    else:
+        assert responses[0]["statusCode"] == 200
     assert responses[-1]["statusCode"] == 200
-    outcome = check(ledger, segment, registry_attempts=ATTEMPTS if fault.duplicates else 1)
+    reports = drain_all(registry)
+    if fault.poison and spooling(spool_dir):
+        # Segment refused both batches for what they are: the drain sets them aside, counted, instead of retrying forever.
+        assert sum(report["rejected"] for report in reports) == len(events) and segment.received == []
+        rejected = b"".join(path.read_bytes() for path in (Path(spool_dir) / "rejected").iterdir())
+        assert all(f'"messageId":"{message_id}"'.encode() in rejected for message_id in expected)
+        return
+    outcome = check(ledger, segment, registry_attempts=registry_attempts(fault))
     assert outcome.accepted == len(events)
     if not fault.duplicates:
-        assert outcome.duplicates == 0  # a 503 is all or nothing: both sources failed, so the retry is the first copy
+        assert outcome.duplicates == 0  # all or nothing, then replayed (or retried) once
 
 
-def test_one_source_failing_means_a_retry_that_duplicates_only_what_segment_dedupes(segment):
-    """Valid source accepted, invalid refused: the client is told 503 and its retry re-sends both, which messageId covers."""
-    registry = fast_registry(segment)
+def test_one_source_failing_means_a_retry_that_duplicates_only_what_segment_dedupes(segment, tmp_path):
+    """Spool down, valid source accepted, invalid refused: the client is told 503 and its retry re-sends both, which
+    messageId covers."""
+    registry = fast_registry(segment, spool_dir=unusable_folder(tmp_path))
     events, expected = mixed_batch("half")
     invalid_only = [e for e in events if expected[e["messageId"]] == INVALID_KEY]
     valid_only = [e for e in events if expected[e["messageId"]] == VALID_KEY]

@@ -50,14 +50,12 @@ class FlakySegment(FakeSegment):
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
 
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            self.attempts += 1
-            if self._random.random() >= self.rate:
-                return None
-            kind = self._random.choice(sorted(FAULTS))
-            self.injected[kind] += 1
-            return FAULTS[kind]
+    def _planned_fault(self) -> Fault | None:
+        if self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(sorted(FAULTS))
+        self.injected[kind] += 1
+        return FAULTS[kind]
 
 
 def plan_events(client: int) -> list[tuple[str, dict[str, Any], str]]:

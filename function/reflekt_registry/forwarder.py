@@ -9,13 +9,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import urllib3
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .errors import DeliveryError
+from .errors import BatchRefusedError, DeliveryError
 from .log import get_logger
 from .validator import shrink
 
@@ -25,6 +25,9 @@ MAX_EVENT_BYTES = 32 << 10
 MAX_BATCH_BYTES = 475_000
 # Segment answers 200 but drops the events past 2,500 in one batch.
 MAX_BATCH_EVENTS = 2_500
+
+if TYPE_CHECKING:
+    from .spool import Spool
 
 log = get_logger()
 
@@ -107,7 +110,8 @@ class SegmentClient:
                 failure = f"HTTP {response.status}"
                 retry_after = response.headers.get("Retry-After")
                 if not self.policy.retryable(response.status):
-                    raise DeliveryError(f"Segment refused a batch of {len(lines)} events: {failure}")
+                    refused = BatchRefusedError if 400 <= response.status < 500 else DeliveryError
+                    raise refused(f"Segment refused a batch of {len(lines)} events: {failure}")
             wait = self.policy.delay(attempt, retry_after)
             last = attempt == self.policy.attempts - 1
             if last or self.clock() + wait >= deadline:
@@ -126,6 +130,9 @@ def _batch_body(lines: Sequence[bytes], sent_at: str | None) -> bytes:
 
 
 class Destination(Protocol):
+    # The Segment write key it posts with, under which undelivered events are spooled; None for a local file.
+    write_key: str | None
+
     def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
         """Delivers serialised events or raises DeliveryError."""
 
@@ -142,6 +149,8 @@ class SegmentSource(NamedTuple):
 
 class JsonlFile:
     """A local stand-in for a Segment source: one event per line, appended."""
+
+    write_key = None  # a file never refuses, so nothing is ever spooled for it
 
     def __init__(self, path: Path):
         self.path = path
@@ -179,14 +188,19 @@ def pack(lines: Sequence[bytes]) -> list[list[bytes]]:
 
 
 class Forwarder:
-    """Sends valid events to one destination and invalid ones to the other, concurrently."""
+    """Sends valid events to one destination and invalid ones to the other, concurrently.
+
+    With a spool, a batch Segment did not take is kept there for the scheduled replay instead of failing the
+    request; only when the spool fails too does the DeliveryError reach the client (a 503).
+    """
 
     # Enough for both destinations to post at once, plus the extra batches of an unusually large request.
     WORKERS = 4
 
-    def __init__(self, valid: Destination, invalid: Destination):
+    def __init__(self, valid: Destination, invalid: Destination, spool: Spool | None = None):
         self.valid = valid
         self.invalid = invalid
+        self.spool = spool
         self._executor: Any = None  # made on the first request that needs it: a cold start may never
 
     def deliver(self, valid: list[dict[str, Any]], invalid: list[dict[str, Any]], sent_at: str | None) -> None:
@@ -196,16 +210,24 @@ class Forwarder:
         jobs = [(self.valid, batch) for batch in pack(valid_lines)] + [(self.invalid, batch) for batch in pack(invalid_lines)]
         if len(jobs) <= 1:  # the common case needs no thread hand-off
             for destination, batch in jobs:
-                destination.send(batch, sent_at)
+                self._send(destination, batch, sent_at)
             return
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="forward")
-        futures = [self._executor.submit(destination.send, batch, sent_at) for destination, batch in jobs]
+        futures = [self._executor.submit(self._send, destination, batch, sent_at) for destination, batch in jobs]
         errors = [error for error in (future.exception() for future in futures) if error is not None]
         if errors:
             raise errors[0]
+
+    def _send(self, destination: Destination, batch: list[bytes], sent_at: str | None) -> None:
+        try:
+            destination.send(batch, sent_at)
+        except DeliveryError as failure:
+            if self.spool is None or destination.write_key is None:
+                raise
+            self.spool.keep(destination.write_key, batch, sent_at, failure)
 
 
 def _encode_all(events: list[dict[str, Any]]) -> tuple[list[bytes], list[dict[str, Any]]]:

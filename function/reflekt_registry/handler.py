@@ -1,4 +1,5 @@
-"""The Lambda entry point: decode the request, check its write key, validate each event, forward both sets."""
+"""The Lambda entry point: decode the request, check its write key, validate each event, forward both sets;
+or, invoked by the schedule, replay the spool."""
 
 from __future__ import annotations
 
@@ -16,22 +17,30 @@ from .request import ApiGatewayEvent
 from .responses import ACCEPTED, PREFLIGHT, Response, error_response
 from .routes import Action
 from .schemas import open_store
+from .spool import Spool, drain_client, is_schedule, open_spool
 from .validator import Validator, partition
 
 logger = log.get_logger()
 
+# Of the time the Lambda has left when the schedule invokes it, what the drain leaves unused: enough to release
+# the drain lock and print its metrics after the last send.
+DRAIN_MARGIN_SECONDS = 1.0
+
 
 class Registry:
-    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder, metrics: Metrics = NO_METRICS):
+    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder, metrics: Metrics = NO_METRICS,
+                 replay: SegmentClient | None = None):
         self.allowlist = allowlist
         self.validator = validator
         self.forwarder = forwarder
         self.metrics = metrics
+        self.replay = replay  # the drain's Segment client, when there is a spool to drain
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS) -> Registry:
         valid: Destination
         invalid: Destination
+        spool = open_spool(settings.spool, metrics)
         if settings.forwards_to_segment:
             # A client (and its pool) per source: each keeps its own warm connection, however the two posts of
             # the first invocation happen to overlap.
@@ -41,7 +50,22 @@ class Registry:
             valid = JsonlFile(settings.events_dir / "valid.jsonl")
             invalid = JsonlFile(settings.events_dir / "invalid.jsonl")
         store = open_store(settings.schemas, settings.schema_cache_ttl)
-        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid), metrics)
+        replay = drain_client(settings.segment_api_host) if spool else None
+        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid, spool), metrics, replay)
+
+    @property
+    def spool(self) -> Spool | None:
+        return self.forwarder.spool
+
+    def drain(self, seconds: float) -> dict[str, Any]:
+        """Replays the spool for at most `seconds`; what it did, as the scheduled invocation's result."""
+        if self.spool is None or self.replay is None:
+            return {}
+        try:
+            return self.spool.drain(self.replay, seconds)._asdict()
+        except RegistryError as e:  # the spool is unreadable: the invocation fails, and the age alarm sees no data
+            logger.error("cannot drain the spool", extra={"fields": {"error": f"{type(e).__name__}: {e}"}})
+            raise
 
     def handle(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         event = ApiGatewayEvent(raw_event)
@@ -89,4 +113,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
         log.configure(settings.debug)
         _registry = Registry.from_settings(settings, EmfMetrics.for_lambda())  # only the Lambda reports to CloudWatch
+    if is_schedule(event):
+        return _registry.drain(context.get_remaining_time_in_millis() / 1e3 - DRAIN_MARGIN_SECONDS)
     return _registry.handle(event)

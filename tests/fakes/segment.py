@@ -1,7 +1,8 @@
 """A loopback fake of Segment's HTTP Tracking API that records what each source receives and can misbehave.
 
 It enforces what Segment documents: Basic auth or a body writeKey, JSON bodies, 500 KB per batch and 32 KB per
-event (else 400), and answers 200 {"success": true}. Planned faults are consumed one request at a time.
+event (else 400), and answers 200 {"success": true}. Planned faults are consumed one request at a time; an
+outage (`down`) fails every request for a stretch of seconds, as Segment being unreachable for a while would.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class FakeSegment:
     attempts: int = 0
     connections: int = 0
     _faults: list[Fault] = field(default_factory=list)
+    _outage_until: float = 0.0  # time.monotonic() at which an outage ends
+    _outage_fault: Fault = field(default_factory=lambda: Fault(status=503))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- planning faults ------------------------------------------------------------------------------------
@@ -62,6 +65,17 @@ class FakeSegment:
     def close(self, times: int = 1) -> None:
         self._plan(times, Fault(close=True))
 
+    def down(self, seconds: float, status: int = 503) -> None:
+        """Every request fails with `status` from now until `seconds` have passed."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+            self._outage_fault = Fault(status=status)
+
+    def recover(self) -> None:
+        """Ends an outage now."""
+        with self._lock:
+            self._outage_until = 0.0
+
     def _plan(self, times: int, fault: Fault) -> None:
         with self._lock:
             self._faults.extend([fault] * times)
@@ -69,7 +83,13 @@ class FakeSegment:
     def _next_fault(self) -> Fault | None:
         with self._lock:
             self.attempts += 1
-            return self._faults.pop(0) if self._faults else None
+            if time.monotonic() < self._outage_until:
+                return self._outage_fault
+            return self._planned_fault()
+
+    def _planned_fault(self) -> Fault | None:
+        """The fault for this request, other than an outage's; called holding the lock."""
+        return self._faults.pop(0) if self._faults else None
 
     # -- what arrived ---------------------------------------------------------------------------------------
     def events(self, write_key: str) -> list[dict[str, Any]]:
