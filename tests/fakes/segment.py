@@ -53,6 +53,10 @@ class FakeSegment:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- planning faults ------------------------------------------------------------------------------------
+    def accept(self, times: int = 1) -> None:
+        """Answers the next `times` requests normally, before the faults planned after them."""
+        self._plan(times, Fault())
+
     def fail(self, times: int = 1, status: int = 500, retry_after: str | None = None) -> None:
         self._plan(times, Fault(status=status, retry_after=retry_after))
 
