@@ -10,23 +10,31 @@ registry cannot ride out is spooled, answered 200 and replayed by the drain) and
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
+from segment.analytics import Client
 
-from fakes.delivery import Ledger, check
+from fakes.delivery import Ledger, arrivals, check
 from fakes.s3 import FAULTS as S3_FAULTS
 from fakes.s3 import FakeS3
 from fakes.segment import FakeSegment
-from helpers import (EXAMPLE_SCHEMAS, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, make_registry, response_json, track,
-                     tune_retries, unusable_folder)
-from reflekt_registry.config import S3Location
+from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, make_registry, response_json,
+                     track, tune_retries, unusable_folder)
+from local_support import serve
+from reflekt_registry.config import S3Location, Settings
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.handler import Registry
+from reflekt_registry.local.server import background_drain
 from reflekt_registry.schemas import S3Source, SchemaStore
+from s3_support import create_bucket_with_schemas, lambda_env, remove_bucket
 
 BUCKET = "schemas-bucket"
 PREFIX = "schemas/"
@@ -341,3 +349,107 @@ def test_a_fixed_schema_takes_over_from_an_unusable_one(segment, s3):
     assert segment.message_ids(INVALID_KEY) == ["while-broken"]
     assert segment.message_ids(VALID_KEY) == ["after-fix"]
 
+
+
+# -- Segment down for a while: real SDK clients, the spool and the drain ---------------------------------------------
+
+OUTAGE_SECONDS = 1.0
+SDK_CLIENTS = 3
+SDK_EVENTS = 40
+# Between two events of one client, so the clients keep sending through the outage and after it.
+SEND_INTERVAL_SECONDS = 0.04
+DRAIN_INTERVAL_SECONDS = 0.2
+# Only stops a stuck drain from hanging the suite; the drain empties the spool in well under a second.
+DRAIN_DEADLINE_SECONDS = 60.0
+
+
+def sdk_plan(client: int) -> list[tuple[str, dict[str, Any], str]]:
+    """(call, arguments, the source it belongs at) for one client: tracks, a fifth of them invalid, and identifies."""
+    plan = []
+    for i in range(SDK_EVENTS):
+        message_id = f"outage-{client}-{i:02d}"
+        if i % 6 == 0:
+            traits = {"schema_id": IDENTIFY, "email": "a@b.co"}
+            plan.append(("identify", {"user_id": f"u{i}", "traits": traits, "message_id": message_id}, VALID_KEY))
+        else:
+            properties = {"schema_id": TEST_EVENT, "test_property": "ok" if i % 5 else i}
+            plan.append(("track", {"user_id": f"u{i}", "event": "Test Event", "properties": properties, "message_id": message_id},
+                         VALID_KEY if i % 5 else INVALID_KEY))
+    return plan
+
+
+def impatient_client(url: str, client: int, gave_up: list[str]) -> None:
+    """analytics-python that never retries: a batch not answered 200 is dropped at once (its ids noted)."""
+    sdk = Client(CLIENT_KEY, host=url, max_retries=0, upload_size=5, upload_interval=0.05, gzip=client == 1,
+                 on_error=lambda error, batch: gave_up.extend(m["messageId"] for m in batch))
+    for call, arguments, _ in sdk_plan(client):
+        getattr(sdk, call)(**arguments)
+        time.sleep(SEND_INTERVAL_SECONDS)
+    sdk.flush()
+    sdk.shutdown()
+
+
+def run_outage(registry: Registry, segment: FakeSegment) -> list[str]:
+    """Clients send through the local server while Segment is down for OUTAGE_SECONDS; the background drain empties
+    the spool once it is back. Returns the ids the clients gave up on."""
+    tune_retries(registry, RetryPolicy(attempts=2, budget=0.5, backoff_base=0.01, backoff_max=0.05))
+    gave_up: list[str] = []
+    with serve(registry) as url, background_drain(registry, DRAIN_INTERVAL_SECONDS):
+        segment.down(OUTAGE_SECONDS)
+        threads = [threading.Thread(target=impatient_client, args=(url, c, gave_up), daemon=True) for c in range(SDK_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DRAIN_DEADLINE_SECONDS)
+        deadline = time.monotonic() + DRAIN_DEADLINE_SECONDS
+        while registry.spool.store.list(1) and time.monotonic() < deadline:
+            time.sleep(DRAIN_INTERVAL_SECONDS)
+        assert registry.spool.store.list(1) == [], "the drain never emptied the spool"
+    return gave_up
+
+
+def assert_outage_lost_nothing(segment: FakeSegment, gave_up: list[str], registry_log: Any) -> None:
+    expected = {args["message_id"]: source for c in range(SDK_CLIENTS) for _, args, source in sdk_plan(c)}
+    spooled = sum(r["events"] for r in registry_log.records if r["message"] == "spooled events Segment did not take")
+    assert segment.outage_answers > 0 and spooled > 0, "the outage never made the registry spool"  # it did bite
+    assert gave_up == [], "a client was refused: the spool should have taken its events"
+    seen = arrivals(segment)
+    wrong = {m: dict(seen.get(m, {})) for m, source in expected.items() if dict(seen.get(m, {})) != {source: 1}}
+    assert wrong == {}, f"{len(wrong)} events did not arrive exactly once at their source: {list(wrong.items())[:10]}"
+    assert set(seen) == set(expected)
+
+
+def test_segment_down_for_a_while_loses_nothing_with_the_local_spool(segment, tmp_path, registry_log):
+    """Segment down ~1 s while impatient SDK clients keep sending: every event told 200 arrives exactly once after."""
+    registry = make_registry(segment.url, SPOOL_DIR=str(tmp_path / "spool"))
+    assert_outage_lost_nothing(segment, run_outage(registry, segment), registry_log)
+
+
+def test_segment_down_for_a_while_loses_nothing_with_the_s3_spool(segment, registry_log, monkeypatch):
+    """The same through the Lambda's wiring: schemas and the spool in one (moto) bucket, spool/ prefix."""
+    with mock_aws():
+        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
+        registry = Registry.from_settings(Settings.from_env(lambda_env(segment.url)))
+        gave_up = run_outage(registry, segment)
+    assert_outage_lost_nothing(segment, gave_up, registry_log)
+
+
+def test_s3_failing_as_well_gives_503_and_the_retry_lands_once(segment):
+    """Segment down and the spool's bucket gone (schemas still cached): 503, nothing half-kept; the retry lands once."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        create_bucket_with_schemas(s3)
+        registry = tune_retries(Registry.from_settings(Settings.from_env(lambda_env(segment.url))), policy(),
+                                sleep=lambda seconds: None)
+        ledger = Ledger()
+        warm, expected = mixed_batch("warm")
+        send_until_accepted(registry, warm, expected, ledger)  # caches every schema the batches name
+        remove_bucket(s3)
+        segment.fail(2 * ATTEMPTS, 503)
+        events, more = mixed_batch("s3-too")
+        expected |= more
+        responses = send_until_accepted(registry, events, expected, ledger)
+    assert [r["statusCode"] for r in responses] == [503, 200]
+    assert response_json(responses[0]) == RETRY
+    outcome = check(ledger, segment)
+    assert (outcome.accepted, outcome.duplicates) == (8, 0)

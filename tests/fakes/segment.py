@@ -47,6 +47,7 @@ class FakeSegment:
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     connections: int = 0
+    outage_answers: int = 0  # requests failed because of an outage
     _faults: list[Fault] = field(default_factory=list)
     _outage_until: float = 0.0  # time.monotonic() at which an outage ends
     _outage_fault: Fault = field(default_factory=lambda: Fault(status=503))
@@ -88,6 +89,7 @@ class FakeSegment:
         with self._lock:
             self.attempts += 1
             if time.monotonic() < self._outage_until:
+                self.outage_answers += 1
                 return self._outage_fault
             return self._planned_fault()
 
