@@ -34,6 +34,7 @@ resource "aws_lambda_function" "this" {
       REGISTRY_BUCKET           = local.bucket_name
       REGISTRY_BUCKET_REGION    = local.bucket_region
       SCHEMA_PREFIX             = var.schema_prefix
+      SPOOL_PREFIX              = var.spool_prefix
       REGISTRY_WRITE_KEYS       = join(",", var.registry_write_keys)
       VALID_SEGMENT_WRITE_KEY   = var.valid_segment_write_key
       INVALID_SEGMENT_WRITE_KEY = var.invalid_segment_write_key
