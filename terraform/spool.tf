@@ -47,6 +47,7 @@ resource "aws_lambda_function_event_invoke_config" "replay" {
 # delete markers left behind, and batches Segment refused (set aside under rejected/) after spool_rejected_days.
 # Only for a bucket this module creates: a lifecycle configuration replaces the bucket's whole set of rules.
 resource "aws_s3_bucket_lifecycle_configuration" "spool" {
+  #checkov:skip=CKV_AWS_300:The first rule aborts incomplete uploads under the whole spool prefix, rejected/ included; the registry never uploads in parts
   count = var.create_bucket ? 1 : 0
 
   bucket = aws_s3_bucket.this[0].id
