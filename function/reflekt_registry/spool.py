@@ -266,8 +266,8 @@ class DrainReport(NamedTuple):
 def object_name(now: float) -> str:
     import uuid  # this module's imports are paid on every cold start; uuid and the rest only once Segment fails
 
-    fraction = int(round(now % 1 * 1e6)) % 1_000_000
-    return f"{time.strftime(TIME_FORMAT, time.gmtime(now))}.{fraction:06d}Z-{uuid.uuid4().hex}{OBJECT_SUFFIX}"
+    seconds, micros = divmod(int(now * 1_000_000), 1_000_000)
+    return f"{time.strftime(TIME_FORMAT, time.gmtime(seconds))}.{micros:06d}Z-{uuid.uuid4().hex}{OBJECT_SUFFIX}"
 
 
 def spooled_at(name: str) -> float:
@@ -398,7 +398,7 @@ class Spool:
             expired = True  # a lock no drain could have written holds nothing
         if not expired:
             return None
-        log.warning("taking over the drain lock of a drain that did not finish", extra={"fields": {}})
+        log.warning("taking over the drain lock of a drain that did not finish")
         return self.store.put_if(LOCK_NAME, body, current_etag)
 
     def _unlock(self) -> None:
