@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import ci_skips
 import workload
 from reflekt_registry import log
 from report import Results, render, update_readme
@@ -25,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: pytest-benchmark reads the option when its own pytest_configure builds its session.
     if os.environ.get(QUICK_ENV, "").strip() not in ("", "0"):
         config.option.benchmark_disable = True
+    ci_skips.install(config)
 
 
 @pytest.fixture(scope="session")
