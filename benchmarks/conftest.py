@@ -2,6 +2,7 @@
 
 Quick mode (BENCH_QUICK=1, or pytest-benchmark's own --benchmark-disable) runs every benchmark body once, checks
 what it returned, and times nothing: CI keeps the benchmarks from rotting without judging a shared runner's speed.
+Under CI=true a skipped benchmark fails the run, as in the suite (tests/ci_skips.py).
 """
 
 from __future__ import annotations
