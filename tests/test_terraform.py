@@ -45,7 +45,7 @@ pytestmark = pytest.mark.terraform
 def terraform_binary() -> str:
     path = shutil.which("terraform")
     if path is None:
-        pytest.skip("the terraform binary is not on PATH")
+        pytest.skip("terraform is not on PATH: install Terraform >= 1.7 (README, Development)")
     return path
 
 
