@@ -51,6 +51,17 @@ mock_resource "aws_apigatewayv2_api" {
   }
 }
 
+# domain.tftest.hcl checks that DNS and the outputs point at this target.
+mock_resource "aws_apigatewayv2_domain_name" {
+  defaults = {
+    # An object, not a list: mocks fill each element of the configured block from it.
+    domain_name_configuration = {
+      target_domain_name = "d-xyz789.execute-api.us-east-1.amazonaws.com"
+      hosted_zone_id     = "Z1UJRXOUMOOFQ8"
+    }
+  }
+}
+
 # spool.tf's schedule targets the function and permits its rule by ARN; the provider checks both are ARNs.
 mock_resource "aws_lambda_function" {
   defaults = {
