@@ -325,8 +325,7 @@ class Spool:
             return self._report(DrainReport())
         # No object is started after `stop`, so every send ends (within the client's budget) before the lock expires.
         stop = started + seconds - client.policy.budget
-        lock = self._lock(until=started + seconds + LOCK_MARGIN_SECONDS)
-        if lock is None:
+        if self._lock(until=started + seconds + LOCK_MARGIN_SECONDS) is None:
             return self._report(DrainReport(objects_left=len(names), oldest_age=started - spooled_at(names[0]), locked_out=True))
         from concurrent.futures import ThreadPoolExecutor
 
