@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 
 from fakes.delivery import arrivals
+from fakes.s3 import AtomicConditionalPuts
 from helpers import VALID_KEY, track
 from reflekt_registry.config import S3Location
 from reflekt_registry.errors import DeliveryError, SpoolUnavailableError
@@ -41,7 +42,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SpoolStore
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})  # as Terraform makes it
-        yield S3Store(S3Location(BUCKET, "us-east-1", PREFIX), client=s3)
+        yield S3Store(S3Location(BUCKET, "us-east-1", PREFIX), client=AtomicConditionalPuts(s3))
 
 
 def client(segment: Any) -> SegmentClient:
