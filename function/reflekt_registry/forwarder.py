@@ -19,15 +19,15 @@ from .errors import BatchRefusedError, DeliveryError
 from .log import get_logger
 from .validator import shrink
 
+if TYPE_CHECKING:  # spool.py imports this module
+    from .spool import Spool
+
 # Segment refuses an event over 32 KB with a 400 for the whole batch (the SDKs' MAX_MSG_SIZE = 32 << 10).
 MAX_EVENT_BYTES = 32 << 10
 # Segment's batch cap is 500 KB; like analytics-python, stay lower to leave room for the envelope.
 MAX_BATCH_BYTES = 475_000
 # Segment answers 200 but drops the events past 2,500 in one batch.
 MAX_BATCH_EVENTS = 2_500
-
-if TYPE_CHECKING:
-    from .spool import Spool
 
 log = get_logger()
 
