@@ -11,7 +11,7 @@ from moto.server import ThreadedMotoServer
 
 from helpers import INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, response_json, track
 from reflekt_registry import handler
-from reflekt_registry.errors import ConfigError
+from reflekt_registry.errors import ConfigError, SpoolUnavailableError
 from s3_support import BUCKET, create_bucket_with_schemas, lambda_env, remove_bucket
 
 
@@ -125,6 +125,17 @@ def test_a_schedule_with_too_little_time_left_sends_nothing(deployed, s3, segmen
     report = handler.lambda_handler(SCHEDULED_EVENT, LambdaContext(2))
     assert (report["replayed"], report["objects_left"]) == (0, 1)
     assert segment.received == []
+
+
+def test_a_schedule_that_cannot_read_the_spool_fails_the_invocation_and_says_why(deployed, s3, registry_log, capsys):
+    """The invocation fails (Lambda counts the error) and no SpoolAge is printed, so the age alarm's missing data fires."""
+    deployed()
+    remove_bucket(s3)
+    with pytest.raises(SpoolUnavailableError, match="NoSuchBucket"):
+        handler.lambda_handler(SCHEDULED_EVENT, LambdaContext(10))
+    [logged] = [r for r in registry_log.records if r["message"] == "cannot drain the spool"]
+    assert logged["level"] == "ERROR"
+    assert "SpoolAge" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("missing", ["REGISTRY_WRITE_KEYS", "VALID_SEGMENT_WRITE_KEY", "REGISTRY_BUCKET"])
