@@ -90,7 +90,8 @@ def test_a_request_with_several_schemas_prints_a_line_per_schema_and_one_latency
     registry = metrics_registry(segment.url)
     identify = {"type": "identify", "userId": "u1", "traits": {"schema_id": IDENTIFY, "email": "a@b.co"}}
     alias = {"type": "alias", "userId": "u1", "previousId": "anon"}
-    registry.handle(api_event({"batch": [track(test_property=3), identify, order(), order(valid=False), alias, track(schema_id=None)]}))
+    unplanned = {"type": "track", "event": "No Such Event", "userId": "u1", "properties": {}}
+    registry.handle(api_event({"batch": [track(test_property=3), identify, order(), order(valid=False), alias, unplanned]}))
     lines = emf_lines(capsys.readouterr().out)
     assert [(d["SchemaId"], d["ValidEvents"], d["InvalidEvents"]) for d in lines] == [
         ("(none)", 1, 1), (IDENTIFY, 1, 0), ("jaffle_shop/Order_Completed/1-0.json", 1, 1), (TEST_EVENT, 0, 1)]
