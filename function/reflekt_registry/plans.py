@@ -61,6 +61,12 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).replace("_", " ")
 
 
+def plan_of(schema_id: str) -> str:
+    """The plan a Reflekt id belongs to: what precedes <Event_Name>/<M-m>.json ("" for a shorter id)."""
+    parts = schema_id.split("/")
+    return "".join(part + "/" for part in parts[:-2])
+
+
 def entry_from_path(schema_id: str) -> IndexEntry | None:
     """The entry Reflekt's layout implies for an id, or None for a file outside it (still usable by id)."""
     parts = schema_id.split("/")
@@ -122,8 +128,8 @@ class SchemaIndex:
             # A folder's versions normally share one name; if self.name changed between them, each name finds it.
             for name in sorted(seen["names"]):
                 latest_minor = {major: (f"{major}-{minor}", schema_id) for major, (minor, schema_id) in seen["versions"].items()}
-                plan = folder[: folder.rstrip("/").rfind("/") + 1]
-                self._by_key.setdefault(name_key(name), []).append(Event(folder, plan, name, latest_minor))
+                any_id = next(iter(latest_minor.values()))[1]
+                self._by_key.setdefault(name_key(name), []).append(Event(folder, plan_of(any_id), name, latest_minor))
         self.size = sum(len(seen["versions"]) for seen in folders.values())
 
     def events(self, name: str, plans: tuple[str, ...]) -> list[Event]:
