@@ -15,6 +15,7 @@ INDEX_FORMAT = 1
 VERSION_FILE = re.compile(r"([1-9][0-9]*)-(0|[1-9][0-9]*)\.json")
 # Segment's convention for the version an event was written against (documented by Protocols).
 EVENT_VERSION_PATH = ("protocols", "event_version")
+EVENT_VERSION_TEXT = "context." + ".".join(EVENT_VERSION_PATH)
 # Reflekt's names for the schemas of the calls that carry no event name.
 CALL_SCHEMA_NAMES = {"identify": "Identify", "group": "Group", "page": "Page Viewed", "screen": "Screen Viewed"}
 # No schema name can be longer than a schema id, so a longer event name is unplanned without being normalised;
@@ -29,15 +30,6 @@ class IndexEntry(NamedTuple):
     name: str  # the schema's self.name, or its folder's name with underscores read as spaces
 
 
-class Event(NamedTuple):
-    """Every version of one event in one folder: `<plan><Event_Name>/`."""
-
-    folder: str  # e.g. "jaffle_shop/Order_Completed/"
-    plan: str  # the folder's parent, e.g. "jaffle_shop/" ("" for a folder at the top)
-    name: str
-    latest_minor: Mapping[int, tuple[str, str]]  # MAJOR -> (version "2-1", $id) of its latest MINOR
-
-
 class Resolution(NamedTuple):
     """The schema chosen for an event by its name: which version and why."""
 
@@ -45,6 +37,29 @@ class Resolution(NamedTuple):
     plan: str
     version: str
     reason: str
+
+
+class Event(NamedTuple):
+    """Every version of one event in one folder, `<plan><Event_Name>/`, with the answers for it worked out once."""
+
+    folder: str  # e.g. "jaffle_shop/Order_Completed/"
+    plan: str  # the folder's parent, e.g. "jaffle_shop/" ("" for a folder at the top)
+    by_major: Mapping[int, Resolution]  # event_version N -> the latest MINOR of MAJOR N
+    oldest: Resolution  # the latest MINOR of the oldest MAJOR, for an event that names no version
+
+    def version_for(self, event_version: Any) -> Resolution:
+        """Protocols' rule: event_version names the MAJOR, checked against its latest MINOR; otherwise the oldest
+        MAJOR, with the reason why."""
+        if event_version is None:
+            return self.oldest
+        if type(event_version) is int:  # not bool, which JSON keeps apart and Python would read as 0 or 1
+            found = self.by_major.get(event_version)
+            if found is not None:
+                return found
+            why = "names no major version of this event: the oldest one"
+        else:
+            why = "is not an integer: the oldest major version"
+        return self.oldest._replace(reason=f"{EVENT_VERSION_TEXT} {_quote(event_version)} {why}")
 
 
 class Unresolved(NamedTuple):
@@ -114,30 +129,31 @@ class SchemaIndex:
     """Every versioned schema by name key; built once per refresh, then only read."""
 
     def __init__(self, entries: Iterable[IndexEntry]):
-        folders: dict[str, dict[str, Any]] = {}
+        folders: dict[str, tuple[set[str], dict[int, tuple[int, str]]]] = {}  # folder -> (names, MAJOR -> latest)
         for entry in entries:
             folder, _, file = entry.schema_id.rpartition("/")
             major, minor = (int(n) for n in VERSION_FILE.fullmatch(file).groups())  # type: ignore[union-attr]
-            seen = folders.setdefault(folder + "/", {"names": set(), "versions": {}})
-            seen["names"].add(entry.name)
-            latest = seen["versions"].get(major)
-            if latest is None or minor > latest[0]:
-                seen["versions"][major] = (minor, entry.schema_id)
+            names, latest = folders.setdefault(folder + "/", (set(), {}))
+            names.add(entry.name)
+            if major not in latest or minor > latest[major][0]:
+                latest[major] = (minor, entry.schema_id)
         self._by_key: dict[str, list[Event]] = {}
-        for folder, seen in sorted(folders.items()):
+        for folder, (names, latest) in sorted(folders.items()):
+            plan = plan_of(next(iter(latest.values()))[1])
+            by_major = {major: Resolution(schema_id, plan, f"{major}-{minor}",
+                                          f"{EVENT_VERSION_TEXT} {major}: the latest minor version of that major")
+                        for major, (minor, schema_id) in latest.items()}
+            oldest = by_major[min(by_major)]._replace(reason=f"{EVENT_VERSION_TEXT} is absent: the oldest major version")
+            event = Event(folder, plan, by_major, oldest)
             # A folder's versions normally share one name; if self.name changed between them, each name finds it.
-            for name in sorted(seen["names"]):
-                latest_minor = {major: (f"{major}-{minor}", schema_id) for major, (minor, schema_id) in seen["versions"].items()}
-                any_id = next(iter(latest_minor.values()))[1]
-                self._by_key.setdefault(name_key(name), []).append(Event(folder, plan_of(any_id), name, latest_minor))
-        self.size = sum(len(seen["versions"]) for seen in folders.values())
+            for key in sorted({name_key(name) for name in names}):
+                self._by_key.setdefault(key, []).append(event)
+        self.size = sum(len(latest) for _, latest in folders.values())
 
     def events(self, name: str, plans: tuple[str, ...]) -> list[Event]:
         """The event folders whose name matches, within `plans` ($id prefixes; empty means every schema)."""
         found = self._by_key.get(name_key(name), [])
-        if plans:
-            found = [event for event in found if event.folder.startswith(plans)]
-        return list({event.folder: event for event in found}.values())
+        return [event for event in found if event.folder.startswith(plans)] if plans else found
 
     def resolve(self, name: Any, event_version: Any, plans: tuple[str, ...]) -> Resolution | Unresolved:
         if not isinstance(name, str) or not name:
@@ -148,23 +164,7 @@ class SchemaIndex:
             return Unresolved("unplanned", f"no schema named {_quote(name)} in {where}")
         if len(found) > 1:
             return Unresolved("ambiguous", _ambiguity(name, found))
-        return _version(found[0], event_version)
-
-
-def _version(event: Event, event_version: Any) -> Resolution:
-    """Protocols' rule: event_version names the MAJOR, checked against its latest MINOR; otherwise the oldest MAJOR."""
-    oldest = min(event.latest_minor)
-    path = "context." + ".".join(EVENT_VERSION_PATH)
-    if event_version is None:
-        major, reason = oldest, f"{path} is absent: the oldest major version"
-    elif not isinstance(event_version, int) or isinstance(event_version, bool):
-        major, reason = oldest, f"{path} {_quote(event_version)} is not an integer: the oldest major version"
-    elif event_version not in event.latest_minor:
-        major, reason = oldest, f"{path} {_quote(event_version)} names no major version of this event: the oldest one"
-    else:
-        major, reason = event_version, f"{path} {event_version}: the latest minor version of that major"
-    version, schema_id = event.latest_minor[major]
-    return Resolution(schema_id, event.plan, version, reason)
+        return found[0].version_for(event_version)
 
 
 def _ambiguity(name: str, found: list[Event]) -> str:
