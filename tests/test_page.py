@@ -214,7 +214,7 @@ def test_the_page_shows_plans_versions_unplanned_and_omitted(tmp_path):
         page = rendered(tmp_path, base_url)
     items = {item.one(cls="name").text: item for item in page.one(id="events").all("li") if "data-id" in item.attrs}
     assert items["Order Completed"].one(cls="version").text == (
-        "found by name: version 1-1 (context.protocols.event_version is absent: the oldest major version)")
+        "found by name: version 1-1 (no event_version)")
     assert items["Order Completed"].one(cls="omitted").text == "omitted before forwarding: secret"
     assert items["Order Shipped"].one(cls="flag").text == "unplanned"
     assert [option.text for option in page.one(id="plan-filter").all("option")] == ["any", "acme/"]

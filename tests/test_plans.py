@@ -7,9 +7,9 @@ import unicodedata
 
 import pytest
 
-from reflekt_registry.plans import (MAX_EVENT_NAME_CHARS, IndexEntry, Resolution, SchemaIndex, Unresolved,
-                                    entry_from_document, entry_from_path, event_version_of, index_document,
-                                    name_key, read_index_document)
+from reflekt_registry.plans import (MAX_EVENT_NAME_CHARS, NAMED_MAJOR, NO_VERSION, NOT_AN_INTEGER, UNKNOWN_MAJOR,
+                                    IndexEntry, Resolution, SchemaIndex, Unresolved, entry_from_document,
+                                    entry_from_path, event_version_of, index_document, name_key, read_index_document)
 
 PLAN = [
     "shop/Order_Completed/1-0.json",
@@ -29,34 +29,26 @@ def resolve(name, version=None, plans=("shop/",), index=INDEX):
 # -- versions ------------------------------------------------------------------------------------------------------
 
 def test_event_version_names_the_major_and_gets_its_latest_minor():
-    assert resolve("Order Completed", 1) == Resolution(
-        "shop/Order_Completed/1-1.json", "shop/", "1-1",
-        "context.protocols.event_version 1: the latest minor version of that major")
+    assert resolve("Order Completed", 1) == Resolution("shop/Order_Completed/1-1.json", "shop/", "1-1", NAMED_MAJOR)
     assert resolve("Order Completed", 2).schema_id == "shop/Order_Completed/2-0.json"
 
 
 @pytest.mark.parametrize("version,why", [
-    (None, "is absent"),
-    ("2", "'2' is not an integer"),
-    (2.5, "2.5 is not an integer"),
-    (2.0, "2.0 is not an integer"),
-    (True, "True is not an integer"),
-    ([2], "[2] is not an integer"),
-    (-1, "-1 names no major version"),
-    (0, "0 names no major version"),
-    (3, "3 names no major version"),
-    (10**30, "1000000000000000000000000000000 names no major version"),
+    (None, NO_VERSION),
+    ("2", NOT_AN_INTEGER),
+    (2.5, NOT_AN_INTEGER),
+    (2.0, NOT_AN_INTEGER),
+    (True, NOT_AN_INTEGER),
+    ([2], NOT_AN_INTEGER),
+    ({"major": 2}, NOT_AN_INTEGER),
+    (-1, UNKNOWN_MAJOR),
+    (0, UNKNOWN_MAJOR),
+    (3, UNKNOWN_MAJOR),
+    (10**30, UNKNOWN_MAJOR),
 ], ids=repr)
 def test_a_missing_junk_or_unknown_version_means_the_oldest_major(version, why):
     """As in Protocols: anything but an integer naming an existing MAJOR gets the oldest MAJOR, and says why."""
-    found = resolve("Order Completed", version)
-    assert (found.schema_id, found.version) == ("shop/Order_Completed/1-1.json", "1-1")
-    assert why in found.reason and "oldest" in found.reason
-
-
-def test_a_huge_version_is_quoted_briefly():
-    found = resolve("Order Completed", 10**300)
-    assert len(found.reason) < 200
+    assert resolve("Order Completed", version) == Resolution("shop/Order_Completed/1-1.json", "shop/", "1-1", why)
 
 
 @pytest.mark.parametrize("event,expected", [

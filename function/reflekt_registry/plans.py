@@ -15,7 +15,13 @@ INDEX_FORMAT = 1
 VERSION_FILE = re.compile(r"([1-9][0-9]*)-(0|[1-9][0-9]*)\.json")
 # Segment's convention for the version an event was written against (documented by Protocols).
 EVENT_VERSION_PATH = ("protocols", "event_version")
-EVENT_VERSION_TEXT = "context." + ".".join(EVENT_VERSION_PATH)
+# Why a version was chosen, as context.reflekt.versionReason records it on every event found by name: the latest
+# MINOR of the MAJOR that event_version names, or else of the oldest MAJOR, for one of three reasons. Short fixed
+# phrases: they ride on every such event, and a warehouse can group by them (the value sent is in the event).
+NAMED_MAJOR = "event_version"
+NO_VERSION = "no event_version"
+NOT_AN_INTEGER = "event_version not an integer"
+UNKNOWN_MAJOR = "event_version names no major"
 # Reflekt's names for the schemas of the calls that carry no event name.
 CALL_SCHEMA_NAMES = {"identify": "Identify", "group": "Group", "page": "Page Viewed", "screen": "Screen Viewed"}
 # No schema name can be longer than a schema id, so a longer event name is unplanned without being normalised;
@@ -52,14 +58,9 @@ class Event(NamedTuple):
         MAJOR, with the reason why."""
         if event_version is None:
             return self.oldest
-        if type(event_version) is int:  # not bool, which JSON keeps apart and Python would read as 0 or 1
-            found = self.by_major.get(event_version)
-            if found is not None:
-                return found
-            why = "names no major version of this event: the oldest one"
-        else:
-            why = "is not an integer: the oldest major version"
-        return self.oldest._replace(reason=f"{EVENT_VERSION_TEXT} {_quote(event_version)} {why}")
+        if type(event_version) is not int:  # bool too, which JSON keeps apart and Python would read as 0 or 1
+            return self.oldest._replace(reason=NOT_AN_INTEGER)
+        return self.by_major.get(event_version) or self.oldest._replace(reason=UNKNOWN_MAJOR)
 
 
 class Unresolved(NamedTuple):
@@ -130,7 +131,9 @@ class SchemaIndex:
 
     def __init__(self, entries: Iterable[IndexEntry]):
         folders: dict[str, tuple[set[str], dict[int, tuple[int, str]]]] = {}  # folder -> (names, MAJOR -> latest)
+        self.size = 0  # how many schemas it indexes, every version counted
         for entry in entries:
+            self.size += 1
             folder, _, file = entry.schema_id.rpartition("/")
             major, minor = (int(n) for n in VERSION_FILE.fullmatch(file).groups())  # type: ignore[union-attr]
             names, latest = folders.setdefault(folder + "/", (set(), {}))
@@ -140,15 +143,13 @@ class SchemaIndex:
         self._by_key: dict[str, list[Event]] = {}
         for folder, (names, latest) in sorted(folders.items()):
             plan = plan_of(next(iter(latest.values()))[1])
-            by_major = {major: Resolution(schema_id, plan, f"{major}-{minor}",
-                                          f"{EVENT_VERSION_TEXT} {major}: the latest minor version of that major")
+            by_major = {major: Resolution(schema_id, plan, f"{major}-{minor}", NAMED_MAJOR)
                         for major, (minor, schema_id) in latest.items()}
-            oldest = by_major[min(by_major)]._replace(reason=f"{EVENT_VERSION_TEXT} is absent: the oldest major version")
+            oldest = by_major[min(by_major)]._replace(reason=NO_VERSION)
             event = Event(folder, plan, by_major, oldest)
             # A folder's versions normally share one name; if self.name changed between them, each name finds it.
             for key in sorted({name_key(name) for name in names}):
                 self._by_key.setdefault(key, []).append(event)
-        self.size = sum(len(latest) for _, latest in folders.values())
 
     def events(self, name: str, plans: tuple[str, ...]) -> list[Event]:
         """The event folders whose name matches, within `plans` ($id prefixes; empty means every schema)."""

@@ -210,14 +210,15 @@ def annotate(event: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
     """Applies a verdict in place: removes what it omitted and records it in context. A blocked event also gets
     the legacy string list where its data is. Nothing else of the event changes, except a non-object
     properties/traits/context, which must be replaced to carry the annotation."""
-    field = VALIDATED_FIELD.get(event["type"], "properties")
-    payload = data_of(event)[0] if event["type"] in VALIDATED_FIELD else event.get(field)
-    for name in verdict.omitted:  # only ever names of an object's keys
-        payload.pop(name, None)
-    if verdict.blocked:
-        if not isinstance(payload, dict):
-            payload = event[field] = {}
-        payload[LEGACY_ERRORS_FIELD] = [v.message for v in verdict.violations]
+    if verdict.omitted or verdict.blocked:
+        field = VALIDATED_FIELD.get(event["type"], "properties")
+        payload = data_of(event)[0] if event["type"] in VALIDATED_FIELD else event.get(field)
+        for name in verdict.omitted:  # only ever names of an object's keys
+            payload.pop(name, None)
+        if verdict.blocked:
+            if not isinstance(payload, dict):
+                payload = event[field] = {}
+            payload[LEGACY_ERRORS_FIELD] = [v.message for v in verdict.violations]
     context = event.get("context")
     if not isinstance(context, dict):
         context = event["context"] = {}
@@ -228,9 +229,8 @@ def annotate(event: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
 def record(verdict: Verdict) -> dict[str, Any]:
     """context.reflekt: the schema used and every violation; how a schema was found by name; what was omitted."""
     annotation: dict[str, Any] = {"schemaId": verdict.schema_id, "violations": [v._asdict() for v in verdict.violations]}
-    if verdict.resolution is not None:
-        annotation.update(resolvedBy="name", plan=verdict.resolution.plan, version=verdict.resolution.version,
-                          versionReason=verdict.resolution.reason)
+    if verdict.resolution is not None:  # its version is in schemaId; why that version, only here
+        annotation["versionReason"] = verdict.resolution.reason
     if verdict.unplanned:
         annotation["unplanned"] = True
     if verdict.omitted:
