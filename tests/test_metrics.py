@@ -164,3 +164,15 @@ def test_every_document_is_valid_emf(verdicts):
     parsed = [assert_valid_emf(line) for line in lines]
     assert sum(d["ValidEvents"] + d["InvalidEvents"] for d in parsed) == len(verdicts)
     assert parsed[0]["ForwardLatency"] == 12.35
+
+
+def test_unplanned_events_are_counted_and_events_are_counted_by_the_source_they_went_to():
+    """Blocked or allowed, unplanned events are the plan's gaps; an allowed violation counts as valid (its source)."""
+    unplanned_blocked = Verdict(None, (Violation("$.event", "unplanned", "no schema named 'X'"),), unplanned=True)
+    unplanned_allowed = Verdict(None, unplanned=True)
+    allowed = Verdict(IDENTIFY, (Violation("$.traits.email", "format", "bad"),), allowed=True)
+    lines = documents("registry-test", [unplanned_blocked, unplanned_allowed, allowed], 1.0, 1_700_000_000_000)
+    assert [(d["SchemaId"], d["ValidEvents"], d["InvalidEvents"], d["UnplannedEvents"]) for d in lines] == [
+        ("(none)", 1, 1, 2), (IDENTIFY, 1, 0, 0)]
+    for line in lines:
+        assert_valid_emf(json.dumps(line))

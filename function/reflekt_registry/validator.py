@@ -60,7 +60,7 @@ class Verdict(NamedTuple):
 
     @property
     def schema_known(self) -> bool:
-        """Whether schema_id named a usable schema; a client can invent any number of ids that do not."""
+        """Whether it was judged against a usable schema; a client can invent any number of ids that name none."""
         return self.schema_id is not None and all(v.keyword != UNUSABLE_SCHEMA for v in self.violations)
 
 
