@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from segment.analytics import Client
 
-from helpers import CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, basic, make_registry
-from local_support import assert_judged_by_name, serve
+from helpers import (CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, basic, foreign_hosts,
+                     make_registry)
+from local_support import assert_judged_by_name, call, serve
 
 
 @pytest.fixture
@@ -88,6 +89,16 @@ def test_chunked_gzip_upload_like_kotlin(local_url, segment):
     response = connection.getresponse()
     assert (response.status, json.loads(response.read())) == (200, {"success": True})
     assert segment.message_ids(VALID_KEY) == ["kotlin-1"]
+
+
+def test_settings_name_the_custom_domain_the_request_came_to(local_url):
+    """On the company's own domain (Host: events.example.com) the settings keep browsers and apps on that host."""
+    status, _, document = call(f"{local_url}/v1/projects/{CLIENT_KEY}/settings",
+                               headers={"Host": "events.example.com", "X-Forwarded-Proto": "https"})
+    assert status == 200, document
+    segment_io = document["integrations"]["Segment.io"]
+    assert (segment_io["apiHost"], segment_io["protocol"]) == ("events.example.com/v1", "https")
+    assert foreign_hosts(document) == []
 
 
 def test_readme_serve_command_runs_on_the_embedded_default(tmp_path):

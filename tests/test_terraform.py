@@ -145,6 +145,37 @@ def test_a_bad_schema_fails_the_plan_naming_the_file(workspace: Workspace, fixtu
     assert reason in output
 
 
+CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"certificate_arn": CERTIFICATE_ARN}, "certificate_arn is set but domain_name is not"),
+        ({"domain_name": "events.example.com"}, "certificate_arn is required when domain_name is set"),
+        ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN, "endpoint_type": "function_url"},
+         "a Lambda function URL takes a custom domain only through a CloudFront distribution"),
+        ({"route53_zone_id": "Z0123456789ABCDEFGHIJ"}, "route53_zone_id is set but domain_name is not"),
+        ({"domain_name": "Events.example.com", "certificate_arn": CERTIFICATE_ARN},
+         "domain_name must be a lower-case hostname"),
+        ({"domain_name": "events.example.com", "certificate_arn": "arn:aws:iam::123456789012:server-certificate/x"},
+         "certificate_arn must be an ACM certificate ARN"),
+        ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN, "route53_zone_id": "/hostedzone/Z01"},
+         "route53_zone_id must be a Route 53 hosted zone ID"),
+        ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN.replace("us-east-1", "eu-west-1")},
+         "certificate_arn is in eu-west-1, but the API is in us-east-1"),
+    ],
+    ids=["certificate-without-domain", "domain-without-certificate", "domain-with-function-url", "zone-without-domain",
+         "domain-not-lower-case", "certificate-not-acm", "zone-id-with-path", "certificate-in-another-region"],
+)
+def test_a_bad_custom_domain_fails_the_plan_saying_why(workspace: Workspace, variables: dict[str, str], message: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    folder = workspace.write_test(f"plan-{request.node.callspec.id}", "plan", **variables)
+    result = workspace.test(f"-test-directory={folder}")
+    assert result.returncode != 0
+    assert message in output_of(result)
+
+
 @pytest.mark.parametrize(("fixture", "passes"), [("schemas", True), ("schemas-invalid-keyword", False)])
 def test_the_publish_check_runs_on_apply(workspace: Workspace, fixture: str, passes: bool) -> None:
     # An apply against the mocked provider still runs the local-exec check, here with the dev venv's Python.
