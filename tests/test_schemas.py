@@ -759,3 +759,11 @@ def test_a_folder_index_sees_new_schemas_after_the_ttl(tmp_path, clock):
     assert store.index().size == 0
     clock.advance(60)
     assert store.index().size == 1
+
+
+def test_index_entries_with_ids_fetch_would_refuse_are_left_out(s3, clock):
+    put_index(s3, [IndexEntry("shop/Good/1-0.json", "Good"), IndexEntry("../outside/Bad/1-0.json", "Bad"),
+                   IndexEntry("shop/Spaced Out/1-0.json", "Spaced Out")])
+    store, _ = counted_store(s3, clock)
+    assert store.index().size == 1
+    assert store.index().resolve("Bad", None, ()).keyword == "unplanned"

@@ -94,7 +94,8 @@ def entry_from_path(schema_id: str) -> IndexEntry | None:
 def entry_from_document(schema_id: str, document: Any) -> IndexEntry | None:
     """The entry for a schema whose body is known: its self.name, when it has one, names it."""
     entry = entry_from_path(schema_id)
-    declared = document.get("self", {}).get("name") if isinstance(document, dict) and isinstance(document.get("self"), dict) else None
+    block = document.get("self") if isinstance(document, dict) else None
+    declared = block.get("name") if isinstance(block, dict) else None
     if entry is None or not isinstance(declared, str) or not declared:
         return entry
     return entry._replace(name=declared)

@@ -173,7 +173,9 @@ class S3Source:
             return NOT_MODIFIED
         if isinstance(fetched, Fetched):
             try:
-                return Catalog(tuple(read_index_document(fetched.body, self.location.prefix)), fetched.version)
+                entries = read_index_document(fetched.body, self.location.prefix)
+                # An id fetch would refuse is no schema, whoever wrote the index.
+                return Catalog(tuple(e for e in entries if is_valid_schema_id(e.schema_id)), fetched.version)
             except ValueError as e:  # json errors are ValueErrors too
                 log.error("schema index is unusable; listing the schemas instead",
                           extra={"fields": {"key": INDEX_KEY, "error": str(e)[:200]}})
