@@ -178,3 +178,10 @@ def test_events_without_schema_ids_are_judged_by_name_as_the_registry_judges_the
 def test_a_plan_without_the_name_makes_it_unplanned(tmp_path, capsys):
     code, out, _ = run(capsys, jsonl(tmp_path, order(order_id="o1", revenue=1)), "--schemas", TRACKING_PLAN_SCHEMAS, "--plan", "other/")
     assert code == EXIT_INVALID and "(unplanned)" in out
+
+
+def test_batch_level_context_names_the_version_as_in_the_registry(tmp_path, capsys):
+    """analytics.js can put context in the envelope; the registry merges it into each event, and so does the check."""
+    envelope = {"batch": [order(order_id="o1", total=1, currency="USD")], "context": {"protocols": {"event_version": 2}}}
+    code, out, _ = run(capsys, jsonl(tmp_path, envelope), "--schemas", TRACKING_PLAN_SCHEMAS)
+    assert code == EXIT_VALID and ["acme/Order_Completed/2-0.json", "1", "0"] in [line.split() for line in out.splitlines()]

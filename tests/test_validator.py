@@ -608,9 +608,11 @@ def test_an_allowed_common_schema_does_not_unblock_the_events_own_violations(pla
     assert verdict.blocked
 
 
-def test_a_missing_common_schema_is_a_violation_naming_it(plan):
-    verdict = plan.check(call("alias"), with_controls(common_schema="common/Nope/1-0.json"))
+@pytest.mark.parametrize("common_id", ["common/Nope/1-0.json", "../outside/1-0.json"])
+def test_a_missing_or_malformed_common_schema_is_a_violation_naming_it(plan, common_id):
+    verdict = plan.check(call("alias"), with_controls(common_schema=common_id))
     assert verdict.blocked and "common schema is unusable" in verdict.violations[0].message
+    assert repr(common_id) in verdict.violations[0].message
 
 
 def test_an_unplanned_track_without_schema_id_is_one_violation(plan):

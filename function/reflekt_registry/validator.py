@@ -10,7 +10,7 @@ import fastjsonschema
 
 from .controls import DEFAULT_POLICY, Controls, Policy
 from .plans import CALL_SCHEMA_NAMES, Resolution, Unresolved, event_version_of
-from .schemas import CompiledSchema, SchemaStore, is_valid_schema_id
+from .schemas import CompiledSchema, SchemaStore, UnusableSchema, is_valid_schema_id
 
 # Where each call type carries the data its schema describes (Reflekt: identify/group schemas describe traits).
 VALIDATED_FIELD = {"track": "properties", "page": "properties", "screen": "properties", "identify": "traits", "group": "traits"}
@@ -106,7 +106,8 @@ class Validator:
 
     def _judge_whole(self, event: dict[str, Any], verdict: Verdict, common_id: str, controls: Controls) -> Verdict:
         """Adds the common schema's judgement of the whole event, as it will be forwarded."""
-        schema = self.store.get(common_id)
+        schema = self.store.get(common_id) if is_valid_schema_id(common_id) else UnusableSchema(
+            common_id, f"{common_id!r} is not a schema path like 'plan/Common/1-0.json'")
         if isinstance(schema, CompiledSchema):
             violations = _run(schema, without_omitted(event, verdict), "$")
         else:

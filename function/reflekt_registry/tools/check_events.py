@@ -27,7 +27,7 @@ from ..config import DEFAULT_SCHEMA_PREFIX, S3Location
 from ..controls import DEFAULT_POLICY, Policy
 from ..errors import SchemaStoreUnavailableError
 from ..metrics import NO_SCHEMA_ID
-from ..payload import CALL_TYPES
+from ..payload import BATCH_LEVEL_OBJECTS, CALL_TYPES, inherit_batch_level
 from ..request import GZIP_MAGIC
 from ..schemas import open_store
 from ..validator import Validator
@@ -70,8 +70,12 @@ def read_events(lines: Iterable[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
             batch = item["batch"]
             if not isinstance(batch, list):
                 raise UnreadableInput(f"line {number}: batch is not an array of events")
-            # Batch-level context and integrations are not merged in: a verdict reads only properties and traits.
-            yield from (_checked(event, f"line {number} batch[{index}]") for index, event in enumerate(batch))
+            # As the registry does: a verdict reads context too (protocols.event_version, traits).
+            shared = {name: item[name] for name in BATCH_LEVEL_OBJECTS if isinstance(item.get(name), dict)}
+            for index, event in enumerate(batch):
+                where, checked = _checked(event, f"line {number} batch[{index}]")
+                inherit_batch_level(checked, shared)
+                yield where, checked
         else:
             yield _checked(item, f"line {number}")
 
