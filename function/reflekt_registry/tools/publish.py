@@ -14,6 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import DEFAULT_SCHEMA_PREFIX
 from ..plans import INDEX_KEY, entry_from_document, entry_from_path, index_document
@@ -76,10 +77,14 @@ def _meta_schema_problem(document: dict) -> str | None:
     return None
 
 
-def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
+def _s3_client() -> Any:
     import boto3
 
-    s3 = boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+    return boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+
+
+def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
+    s3 = _s3_client()
     for item in files:
         s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(), ContentType="application/json")
 
@@ -88,9 +93,7 @@ def write_index(files: list[SchemaFile], bucket: str, prefix: str) -> int:
     """Writes the index of schema names the registry looks events up in, for every schema now under the prefix:
     the files just uploaded by their self.name, others already there (an earlier `aws s3 sync`) by their path.
     Returns how many schemas it names."""
-    import boto3
-
-    s3 = boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+    s3 = _s3_client()
     entries = {item.schema_id: entry_from_document(item.schema_id, json.loads(item.path.read_bytes())) for item in files}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for key in (item["Key"][len(prefix):] for item in page.get("Contents", [])):
