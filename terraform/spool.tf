@@ -15,6 +15,12 @@ resource "aws_cloudwatch_event_rule" "replay" {
       condition     = !startswith(var.spool_prefix, var.schema_prefix) && !startswith(var.schema_prefix, var.spool_prefix)
       error_message = "spool_prefix (\"${var.spool_prefix}\") and schema_prefix (\"${var.schema_prefix}\") overlap: spooled events would mix with schemas, and the Lambda could write where it only reads."
     }
+
+    # registry/ holds the schema index the Lambda reads: write access to the spool must not reach it.
+    precondition {
+      condition     = !startswith("registry/index.json", var.spool_prefix)
+      error_message = "spool_prefix (\"${var.spool_prefix}\") covers registry/index.json, the schema index: choose a prefix such as \"spool/\" or \"registry/spool/\"."
+    }
   }
 }
 

@@ -10,6 +10,7 @@ from . import log, payload, routes
 from .auth import WriteKeyAllowlist
 from .cdn_settings import settings_document
 from .config import Settings
+from .controls import DEFAULT_POLICY, Policy
 from .errors import RegistryError
 from .forwarder import Destination, Forwarder, JsonlFile, SegmentClient, SegmentSource
 from .metrics import NO_METRICS, EmfMetrics, Metrics
@@ -29,11 +30,12 @@ DRAIN_MARGIN_SECONDS = 1.0
 
 class Registry:
     def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder, metrics: Metrics = NO_METRICS,
-                 replay: SegmentClient | None = None):
+                 policy: Policy = DEFAULT_POLICY, replay: SegmentClient | None = None):
         self.allowlist = allowlist
         self.validator = validator
         self.forwarder = forwarder
         self.metrics = metrics
+        self.policy = policy  # the tracking plans and controls events are judged under
         self.replay = replay  # the drain's Segment client, when there is a spool to drain
 
     @classmethod
@@ -51,7 +53,8 @@ class Registry:
             invalid = JsonlFile(settings.events_dir / "invalid.jsonl")
         store = open_store(settings.schemas, settings.schema_cache_ttl)
         replay = drain_client(settings.segment_api_host) if spool else None
-        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid, spool), metrics, replay)
+        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid, spool), metrics,
+                   replay=replay)
 
     @property
     def spool(self) -> Spool | None:
@@ -92,7 +95,7 @@ class Registry:
             return ACCEPTED
         envelope = payload.decode(event, route)
         self.allowlist.check(envelope.write_keys)
-        verdicts = [self.validator.check(message) for message in envelope.events]
+        verdicts = [self.validator.check(message, self.policy) for message in envelope.events]
         valid, invalid = partition(envelope.events, verdicts)
         with self.metrics.forwarding(verdicts):
             self.forwarder.deliver(valid, invalid, envelope.sent_at)

@@ -87,6 +87,16 @@ run "spool_prefix_must_stay_apart_from_the_schemas" {
   expect_failures = [aws_cloudwatch_event_rule.replay]
 }
 
+run "spool_prefix_must_not_cover_the_schema_index" {
+  command = plan
+
+  variables {
+    spool_prefix = "registry/"
+  }
+
+  expect_failures = [aws_cloudwatch_event_rule.replay]
+}
+
 run "spool_prefix_is_validated" {
   command = plan
 
