@@ -1,9 +1,15 @@
 """Checks a Reflekt project's schemas and uploads them to the registry's bucket, all or nothing.
 
-Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform:
+Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform.
+Every schema must be usable, follow Reflekt's versioning, leave published versions as they are, and accept every
+event the earlier MINORs of its MAJOR accept, in the project and in the bucket:
 
+    python -m reflekt_registry.tools.publish path/to/project/schemas --plan --bucket my-registry-bucket   # CI
     python -m reflekt_registry.tools.publish path/to/project/schemas --bucket my-registry-bucket
-    python -m reflekt_registry.tools.publish path/to/project/schemas --check
+    python -m reflekt_registry.tools.publish path/to/project/schemas --check   # offline: the project alone
+
+Exit status: 0 when the publish can go (or went) ahead, 1 when a schema is bad or refused (nothing is uploaded),
+2 when the bucket cannot be read.
 """
 
 from __future__ import annotations
@@ -14,9 +20,18 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import DEFAULT_SCHEMA_PREFIX
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
+from .plan import BUCKET_ONLY, CHANGED, NEW, PRUNE, REFUSED, UNCHANGED, Plan, plan
+
+# S3 keeps user metadata in HTTP headers: printable ASCII, 2 KB for all of an object's metadata together.
+MAX_FORCE_REASON_LENGTH = 1024
+# The metadata key (x-amz-meta-…) that records why a refused schema was published anyway.
+FORCED_METADATA_KEY = "reflekt-registry-forced"
+# Exit statuses, for CI.
+EXIT_OK, EXIT_REFUSED, EXIT_BUCKET_UNREADABLE = 0, 1, 2
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
 REFLEKT_META_DIR = ".reflekt"
@@ -75,12 +90,67 @@ def _meta_schema_problem(document: dict) -> str | None:
     return None
 
 
-def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
+class BucketUnreadable(Exception):
+    """The bucket's schemas cannot be listed or read, so the project cannot be compared with them."""
+
+
+def s3_client() -> Any:
     import boto3
 
-    s3 = boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+    return boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+
+
+def read_bucket(s3: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+    """Every schema under the prefix, by id."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    found = {}
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", ()):
+                if item["Key"].endswith(".json"):
+                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                    found[item["Key"].removeprefix(prefix)] = body
+    except (BotoCoreError, ClientError) as e:
+        raise BucketUnreadable(f"cannot read s3://{bucket}/{prefix}: {e}") from e
+    return found
+
+
+def upload(files: list[SchemaFile], bucket: str, prefix: str, forced: dict[str, str] | None = None,
+           s3: Any = None) -> None:
+    """Writes the files at their ids; `forced` maps an id to the reason it was published despite a refusal."""
+    s3 = s3 or s3_client()
+    forced = forced or {}
     for item in files:
-        s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(), ContentType="application/json")
+        metadata = {FORCED_METADATA_KEY: forced[item.schema_id]} if item.schema_id in forced else {}
+        s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(),
+                      ContentType="application/json", Metadata=metadata)
+
+
+def prune(s3: Any, bucket: str, prefix: str, schema_ids: list[str]) -> None:
+    for schema_id in schema_ids:
+        s3.delete_object(Bucket=bucket, Key=prefix + schema_id)
+
+
+def render(result: Plan, compared_with: str | None) -> str:
+    """The plan as CI shows it: one line per schema, each refusal's reasons under it."""
+    lines = [f"plan against {compared_with}" if compared_with else "plan against no bucket (offline): every schema is new"]
+    width = max(len(s) for s in (NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE))
+    for entry in result.entries:
+        note = f" ({entry.note})" if entry.note else ""
+        lines.append(f"  {entry.status:<{width}}  {entry.schema_id}{note}")
+        lines.extend(f"  {'':<{width}}    {'overridden: ' if entry.forced else ''}{p}" for p in entry.problems)
+    counts = {status: sum(e.status == status for e in result.entries) for status in
+              (NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE)}
+    lines.append(", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    return "\n".join(lines)
+
+
+def _force_reason(text: str) -> str:
+    if not text.strip() or not text.isascii() or not text.isprintable() or len(text) > MAX_FORCE_REASON_LENGTH:
+        raise argparse.ArgumentTypeError(f"a reason is a line of printable ASCII, up to {MAX_FORCE_REASON_LENGTH} "
+                                         "characters (it is stored as S3 object metadata)")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,9 +159,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("schemas_dir", type=Path, help="a Reflekt project's schemas/ folder")
     parser.add_argument("--bucket", default=os.environ.get("REGISTRY_BUCKET"), help="default: $REGISTRY_BUCKET")
     parser.add_argument("--prefix", default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
-    parser.add_argument("--check", action="store_true", help="only check the schemas; upload nothing")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="only check; upload nothing. Compares with the bucket when one is named, else offline")
+    mode.add_argument("--plan", action="store_true",
+                      help="print what publishing would do (new, changed, refused, unchanged, bucket only); upload "
+                           "nothing")
+    parser.add_argument("--force", metavar="REASON", type=_force_reason,
+                        help="publish schemas the gate refuses (a changed version, an incompatible MINOR), recording "
+                             f"REASON on each as metadata {FORCED_METADATA_KEY}")
+    parser.add_argument("--prune", metavar="ID", nargs="+", default=[],
+                        help="delete these ids from the bucket; they must no longer be in the project")
     parser.add_argument("--allow-risky-patterns", action="store_true",
                         help="publish schemas whose regexes are open to ReDoS, with a warning, instead of refusing them")
+    parser.add_argument("--allow-unknown-keywords", action="store_true",
+                        help="treat keywords the compatibility check does not model as annotations instead of "
+                             "refusing changes to them")
     args = parser.parse_args(argv)
     if not args.schemas_dir.is_dir():
         parser.error(f"{args.schemas_dir} is not a directory")
@@ -108,16 +191,45 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{item.path}: warning: pattern {patterns} is open to ReDoS (allowed by --allow-risky-patterns)", file=sys.stderr)
     if not files:
         print(f"no schemas found under {root}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
     if bad:
         print(f"{len(bad)} of {len(files)} schemas are bad; nothing was uploaded", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
+    s3 = s3_client() if args.bucket else None
+    location = f"s3://{args.bucket}/{args.prefix}" if args.bucket else None
+    try:
+        live = read_bucket(s3, args.bucket, args.prefix) if s3 else None
+    except BucketUnreadable as e:
+        print(e, file=sys.stderr)
+        return EXIT_BUCKET_UNREADABLE
+    project = {item.schema_id: item.path.read_bytes() for item in files}
+    result = plan(project, live, force_reason=args.force, prune=args.prune,
+                  allow_unknown_keywords=args.allow_unknown_keywords)
+    if args.plan:
+        print(render(result, location))
+        return EXIT_REFUSED if result.refused else EXIT_OK
+    for entry in result.refused:
+        print(f"{root / entry.schema_id}: refused", file=sys.stderr)
+        for problem in entry.problems:
+            print(f"  {problem}", file=sys.stderr)
+    if result.refused:
+        print(f"{len(result.refused)} of {len(files)} schemas are refused; nothing was uploaded", file=sys.stderr)
+        return EXIT_REFUSED
+    for entry in result.entries:
+        if entry.forced:
+            print(f"{root / entry.schema_id}: warning: published despite {len(entry.problems)} problem(s), forced: "
+                  f"{args.force}", file=sys.stderr)
     if args.check:
-        print(f"{len(files)} schemas are good")
-        return 0
-    upload(files, args.bucket, args.prefix)
-    print(f"uploaded {len(files)} schemas to s3://{args.bucket}/{args.prefix}")
-    return 0
+        print(f"{len(files)} schemas are good" + (f" (compared with {location})" if location else ""))
+        return EXIT_OK
+    by_id = {item.schema_id: item for item in files}
+    upload([by_id[e.schema_id] for e in result.uploads], args.bucket, args.prefix,
+           {e.schema_id: args.force for e in result.uploads if e.forced}, s3)
+    prune(s3, args.bucket, args.prefix, [e.schema_id for e in result.prunes])
+    unchanged = len(files) - len(result.uploads)
+    print(f"uploaded {len(result.uploads)} schemas to {location}" + (f", {unchanged} unchanged" if unchanged else "")
+          + (f", pruned {len(result.prunes)}" if result.prunes else ""))
+    return EXIT_OK
 
 
 if __name__ == "__main__":
