@@ -1,5 +1,6 @@
 """The example Reflekt project follows Reflekt's own conventions (the checks `reflekt lint` makes), so it is a
-project a user could have written, and publish accepts it."""
+project a user could have written, and publish accepts it; the version history of every example project passes
+the publish gate."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 
 import pytest
 
-from helpers import EXAMPLE_SCHEMAS
+from helpers import EXAMPLE_SCHEMAS, REPO
+from reflekt_registry.tools.plan import NEW, plan
 from reflekt_registry.tools.publish import check_file, find_schemas
 
 SCHEMAS = find_schemas(EXAMPLE_SCHEMAS)
@@ -43,3 +45,12 @@ def test_each_schema_follows_reflekt_conventions(path):
         assert prop.get("description") and prop.get("type"), f"{schema_id} {where} needs a description and a type"
     assert schema["properties"]["schema_id"] == {**schema["properties"]["schema_id"], "type": "string", "const": schema_id}
     assert check_file(path, EXAMPLE_SCHEMAS).problem is None
+
+
+@pytest.mark.parametrize("schemas", sorted(REPO.glob("examples/*/schemas")), ids=lambda p: p.parent.name)
+def test_each_example_history_passes_the_publish_gate(schemas):
+    """Every MINOR accepts what the earlier MINORs of its MAJOR accept, with no gaps, as publish would judge it."""
+    project = {path.relative_to(schemas).as_posix(): path.read_bytes() for path in find_schemas(schemas)}
+    result = plan(project)
+    assert [(e.schema_id, e.problems) for e in result.entries if e.status != NEW] == []
+    assert any(name.endswith("-1.json") for name in project), "the example should show a MINOR bump"

@@ -89,26 +89,23 @@ def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None
     changed = {i for i in project if project[i] != bucket.get(i)}
     notes = {}
     for schema_id in changed & bucket.keys():
-        old, new = _parsed(bucket[schema_id]), documents[schema_id]
-        if same_validation(old, new):
+        if same_validation(_parsed(bucket[schema_id]), documents[schema_id]):
             notes[schema_id] = "annotations only"
-            continue
-        version = version_of(schema_id)
-        advice = (f"publish the change as {version.id(version.major, version.minor + 1)} if it is compatible, "
-                  "else as a new MAJOR; " if version else "")
-        problems[schema_id].append(f"its content changed, but a published version is immutable (apps already send "
-                                   f"it); {advice}or override with --force REASON")
-        problems[schema_id].extend(_compatibility(old, "", new, schema_id, allow_unknown_keywords))
+        else:
+            problems[schema_id].extend(_edit_problems(schema_id, _parsed(bucket[schema_id]), documents[schema_id],
+                                                      allow_unknown_keywords))
     live = {i: documents[i] for i in documents if i not in prune}
     for earlier, later in _minor_pairs(live):
         if earlier not in changed and later not in changed:
             continue  # both stay as the bucket has them: this publish changes nothing between them
         blamed = later if later in changed else earlier
         olds = {earlier: live[earlier]}
-        if earlier in bucket and earlier in changed:
+        if earlier in bucket and earlier in changed and later in changed:
             olds[f"{earlier} as published"] = _parsed(bucket[earlier])
         for label, old in olds.items():
-            problems[blamed].extend(_compatibility(old, label, live[later], later, allow_unknown_keywords))
+            prefix = (f"does not accept every event {label} accepts: " if blamed == later else
+                      f"{later} would not accept every event this version accepts: ")
+            problems[blamed].extend(_compatibility(old, live[later], later, prefix, allow_unknown_keywords))
     ids = sorted(documents.keys() | hard.keys(), key=_sort_key)
     return Plan([_entry(i, project, bucket, prune, changed, hard.get(i, []), problems.get(i, []), notes.get(i, ""),
                         force_reason) for i in ids], force_reason)
@@ -133,10 +130,17 @@ def _parsed(body: bytes) -> Any:
         return None  # only possible for an object someone else wrote into the bucket
 
 
-def _compatibility(old: Any, old_label: str, new: Any, new_id: str, allow_unknown: bool) -> list[str]:
-    """Each way `new` may reject an event `old` accepted, as text; `old_label` names `old` unless it is the
-    published content of `new_id` itself."""
-    prefix = f"does not accept every event {old_label} accepts: " if old_label else ""
+def _edit_problems(schema_id: str, published: Any, edited: Any, allow_unknown: bool) -> list[str]:
+    """Why an edit of a published version is refused, and what else it breaks."""
+    version = version_of(schema_id)
+    advice = (f"publish the change as {version.id(version.major, version.minor + 1)} if it is compatible, else as a "
+              "new MAJOR; " if version else "")
+    return [f"its content changed, but a published version is immutable (apps already send it); {advice}or override "
+            "with --force REASON", *_compatibility(published, edited, schema_id, "", allow_unknown)]
+
+
+def _compatibility(old: Any, new: Any, new_id: str, prefix: str, allow_unknown: bool) -> list[str]:
+    """Each way `new` may reject an event `old` accepted, as text after `prefix`, which says which two versions."""
     if old is None:
         return [f"{prefix}the bucket's copy is not JSON, so compatibility cannot be proved"]
     version = version_of(new_id)

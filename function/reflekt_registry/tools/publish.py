@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.schemas_dir.is_dir():
         parser.error(f"{args.schemas_dir} is not a directory")
-    if not args.check and not args.bucket:
-        parser.error("--bucket (or REGISTRY_BUCKET) is required unless --check is given")
+    if not (args.check or args.plan) and not args.bucket:
+        parser.error("--bucket (or REGISTRY_BUCKET) is required to publish; --check and --plan work offline too")
     root = args.schemas_dir.resolve()
     files = [check_file(path, root, args.allow_risky_patterns) for path in find_schemas(root)]
     bad = [f for f in files if f.problem]
