@@ -139,7 +139,16 @@ def test_force_publishes_a_refused_change_and_says_so():
     result = plan({sid("1-0"): schema("1-0", extra=COUPON, required=("order_id", "coupon"))}, bucket,
                   force_reason="JIRA-1: no app sends 1-0 yet")
     [entry] = result.uploads
-    assert entry.status == CHANGED and entry.forced and entry.note == "forced: JIRA-1: no app sends 1-0 yet"
+    assert entry.status == CHANGED and entry.forced == "JIRA-1: no app sends 1-0 yet"
+    assert entry.note == "forced: JIRA-1: no app sends 1-0 yet"
+
+
+def test_force_can_name_one_id():
+    bucket = {sid("1-0"): schema("1-0")}
+    project = {sid("1-0"): schema("1-0", extra=COUPON), sid("1-1"): schema("1-1")}
+    result = plan(project, bucket, forced={sid("1-0"): "INC-7"})
+    assert statuses(result) == {sid("1-0"): CHANGED, sid("1-1"): REFUSED}  # 1-1 rejects 1-0's coupon, not forced
+    assert plan(project, bucket, forced={sid("1-0"): "INC-7", sid("1-1"): "INC-7"}).refused == []
 
 
 def test_force_never_overrides_sequencing():

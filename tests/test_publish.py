@@ -129,10 +129,17 @@ def test_force_publishes_the_change_and_records_why(project, published, capsys):
     assert body(published, ORDER_1_1)["Metadata"] == {}  # unchanged, not rewritten
 
 
-@pytest.mark.parametrize("reason", ["", "café", "x" * 1025, "two\nlines"])
-def test_a_force_reason_must_fit_in_object_metadata(project, capsys, reason):
+def test_force_id_records_its_own_reason(project, published, capsys):
+    _rewrite(project / ORDER_1_0, _require_coupon)
+    assert main([str(project), "--bucket", BUCKET, "--force-id", ORDER_1_0, "INC-43"]) == 0
+    assert body(published, ORDER_1_0)["Metadata"] == {FORCED_METADATA_KEY: "INC-43"}
+
+
+@pytest.mark.parametrize("reason", ["", "café", "x" * 1025, "two\nlines"], ids=["empty", "non-ascii", "long", "newline"])
+@pytest.mark.parametrize("option", [["--force"], ["--force-id", ORDER_1_0]], ids=["force", "force-id"])
+def test_a_force_reason_must_fit_in_object_metadata(project, capsys, reason, option):
     with pytest.raises(SystemExit) as exit_:
-        main([str(project), "--bucket", BUCKET, "--force", reason])
+        main([str(project), "--bucket", BUCKET, *option, reason])
     assert exit_.value.code == 2 and "printable ASCII" in capsys.readouterr().err
 
 

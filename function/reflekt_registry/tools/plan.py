@@ -7,7 +7,7 @@ The rules, in the order a schema meets them:
 - immutability: a version already in the bucket keeps its content, except for annotations;
 - compatibility: each MINOR accepts every event each earlier MINOR of its MAJOR accepts, as the project has it and
   as the bucket has it (a team may have deleted 1-0 from its project after bumping).
-An explicit, recorded `--force REASON` overrides the last two, never sequencing.
+An explicit, recorded reason (publish's --force) overrides the last two, never sequencing.
 """
 
 from __future__ import annotations
@@ -37,17 +37,13 @@ class Version(NamedTuple):
 class Entry(NamedTuple):
     schema_id: str
     status: str
-    problems: tuple[str, ...] = ()  # why it is refused, or what --force overrode
+    problems: tuple[str, ...] = ()  # why it is refused, or what a forced publish overrode
     note: str = ""  # e.g. "annotations only"
-
-    @property
-    def forced(self) -> bool:
-        return self.status in (NEW, CHANGED) and bool(self.problems)
+    forced: str | None = None  # the reason it is published despite its problems
 
 
 class Plan(NamedTuple):
     entries: list[Entry]
-    force_reason: str | None = None
 
     @property
     def refused(self) -> list[Entry]:
@@ -69,9 +65,11 @@ def version_of(schema_id: str) -> Version | None:
 
 
 def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None, *, force_reason: str | None = None,
-         prune: Iterable[str] = (), allow_unknown_keywords: bool = False) -> Plan:
+         forced: Mapping[str, str] | None = None, prune: Iterable[str] = (), allow_unknown_keywords: bool = False) -> Plan:
     """What publishing `project` (id → file content) into a bucket holding `bucket` (id → object content; None when
-    not compared with a bucket) would do. Pruned ids must be in the bucket and no longer in the project."""
+    not compared with a bucket) would do. A refusal is overridden by `forced[id]`, else by `force_reason`. Pruned ids
+    must be in the bucket and no longer in the project."""
+    forced = forced or {}
     bucket = bucket or {}
     prune = set(prune)
     problems: dict[str, list[str]] = {schema_id: [] for schema_id in project}
@@ -108,7 +106,7 @@ def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None
             problems[blamed].extend(_compatibility(old, live[later], later, prefix, allow_unknown_keywords))
     ids = sorted(documents.keys() | hard.keys(), key=_sort_key)
     return Plan([_entry(i, project, bucket, prune, changed, hard.get(i, []), problems.get(i, []), notes.get(i, ""),
-                        force_reason) for i in ids], force_reason)
+                        forced.get(i, force_reason)) for i in ids])
 
 
 def _entry(schema_id: str, project: Mapping[str, bytes], bucket: Mapping[str, bytes], prune: set[str],
@@ -120,7 +118,7 @@ def _entry(schema_id: str, project: Mapping[str, bytes], bucket: Mapping[str, by
     if schema_id not in changed:
         return Entry(schema_id, UNCHANGED)
     return Entry(schema_id, CHANGED if schema_id in bucket else NEW, tuple(problems),
-                 f"forced: {force_reason}" if problems else note)
+                 f"forced: {force_reason}" if problems else note, force_reason if problems else None)
 
 
 def _parsed(body: bytes) -> Any:

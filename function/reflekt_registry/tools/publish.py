@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", metavar="REASON", type=_force_reason,
                         help="publish schemas the gate refuses (a changed version, an incompatible MINOR), recording "
                              f"REASON on each as metadata {FORCED_METADATA_KEY}")
+    parser.add_argument("--force-id", metavar=("ID", "REASON"), nargs=2, action="append", default=[],
+                        help="like --force, for one schema id only (repeatable)")
     parser.add_argument("--prune", metavar="ID", nargs="+", default=[],
                         help="delete these ids from the bucket; they must no longer be in the project")
     parser.add_argument("--allow-risky-patterns", action="store_true",
@@ -176,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="treat keywords the compatibility check does not model as annotations instead of "
                              "refusing changes to them")
     args = parser.parse_args(argv)
+    try:
+        forced = {schema_id: _force_reason(reason) for schema_id, reason in args.force_id}
+    except argparse.ArgumentTypeError as e:
+        parser.error(f"--force-id: {e}")
     if not args.schemas_dir.is_dir():
         parser.error(f"{args.schemas_dir} is not a directory")
     if not (args.check or args.plan) and not args.bucket:
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return EXIT_BUCKET_UNREADABLE
     project = {item.schema_id: item.path.read_bytes() for item in files}
-    result = plan(project, live, force_reason=args.force, prune=args.prune,
+    result = plan(project, live, force_reason=args.force, forced=forced, prune=args.prune,
                   allow_unknown_keywords=args.allow_unknown_keywords)
     if args.plan:
         print(render(result, location))
@@ -218,13 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     for entry in result.entries:
         if entry.forced:
             print(f"{root / entry.schema_id}: warning: published despite {len(entry.problems)} problem(s), forced: "
-                  f"{args.force}", file=sys.stderr)
+                  f"{entry.forced}", file=sys.stderr)
     if args.check:
         print(f"{len(files)} schemas are good" + (f" (compared with {location})" if location else ""))
         return EXIT_OK
     by_id = {item.schema_id: item for item in files}
     upload([by_id[e.schema_id] for e in result.uploads], args.bucket, args.prefix,
-           {e.schema_id: args.force for e in result.uploads if e.forced}, s3)
+           {e.schema_id: e.forced for e in result.uploads if e.forced}, s3)
     prune(s3, args.bucket, args.prefix, [e.schema_id for e in result.prunes])
     unchanged = len(files) - len(result.uploads)
     print(f"uploaded {len(result.uploads)} schemas to {location}" + (f", {unchanged} unchanged" if unchanged else "")
