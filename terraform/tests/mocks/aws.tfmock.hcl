@@ -50,3 +50,10 @@ mock_resource "aws_apigatewayv2_api" {
     execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abc123"
   }
 }
+
+# An empty bucket, unless a run overrides the listing to stand for schemas published earlier.
+mock_data "aws_s3_objects" {
+  defaults = {
+    keys = []
+  }
+}
