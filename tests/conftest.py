@@ -5,7 +5,12 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
+import ci_skips
 from fakes.segment import FakeSegment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    ci_skips.install(config)
 
 
 @pytest.fixture
