@@ -106,6 +106,7 @@ CASES = [
     ("19-format-changed", changed(BASE, prop("name", format="date")), changed(BASE, prop("name", format="date-time")),
      "FORMAT_CHANGED"),
     ("20-format-removed", changed(BASE, prop("name", format="email")), BASE, None),
+    ("19-content-encoding-added", BASE, changed(BASE, prop("name", contentEncoding="base64")), "CONTENT_ENCODING_ADDED"),
     ("21-minimum-lowered", BASE, changed(BASE, prop("step", minimum=0)), None),
     ("21-minimum-removed", BASE, changed(BASE, drop("step", "minimum")), None),
     ("21-maximum-raised", changed(BASE, prop("step", maximum=5)), changed(BASE, prop("step", maximum=6)), None),

@@ -14,10 +14,12 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from ..schemas import dialect_of
+
 # Keywords that describe a value without constraining it: they never change which events are valid. `self` is
 # Reflekt's block (vendor, name, version, metadata); `$schema` and the root `$id` are compared separately.
 ANNOTATIONS = frozenset({"title", "description", "examples", "default", "$comment", "readOnly", "writeOnly", "self",
-                         "$schema", "$id", "contentEncoding", "contentMediaType"})
+                         "$schema", "$id"})
 # Keywords whose value is one subschema, a list of them, or a name → subschema map (draft-04/06/07).
 SCHEMA_KEYWORDS = frozenset({"not", "if", "then", "else", "additionalItems", "additionalProperties", "contains",
                              "propertyNames"})
@@ -27,11 +29,11 @@ SCHEMA_MAP_KEYWORDS = frozenset({"properties", "patternProperties", "definitions
 MODELLED = ANNOTATIONS | SCHEMA_KEYWORDS | SCHEMA_LIST_KEYWORDS | SCHEMA_MAP_KEYWORDS | frozenset({
     "$ref", "type", "enum", "const", "pattern", "format", "multipleOf", "minimum", "maximum", "exclusiveMinimum",
     "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
-    "uniqueItems", "items", "required", "dependencies"})
+    "uniqueItems", "items", "required", "dependencies", "contentEncoding", "contentMediaType"})
 # Keywords that only apply to values of one JSON type, so a change to them cannot matter if the old schema
 # accepted no value of that type.
 APPLIES_TO = {
-    "string": ("pattern", "format", "minLength", "maxLength"),
+    "string": ("pattern", "format", "contentEncoding", "contentMediaType", "minLength", "maxLength"),
     "number": ("multipleOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"),
     "array": ("items", "additionalItems", "minItems", "maxItems", "uniqueItems", "contains"),
     "object": ("properties", "patternProperties", "additionalProperties", "required", "dependencies",
@@ -43,7 +45,7 @@ UPPER_BOUNDS = ("maxLength", "maxItems", "maxProperties")
 # Reflekt's convention: the root `properties.schema_id` is a const of the schema's own $id, which differs in
 # every version by design; each event names its own version. The check compares the rest of that property.
 SCHEMA_ID_PROPERTY = "schema_id"
-DEFAULT_DIALECT = "draft-07"
+DEFAULT_DIALECT = "draft-07"  # a boolean schema names none; Reflekt writes draft-07
 # A chain of $refs longer than this loops ({"$ref": "#"} inside itself, or two definitions naming each other).
 MAX_REF_HOPS = 32
 EMPTY: dict[str, Any] = {}
@@ -58,7 +60,8 @@ class Problem(NamedTuple):
         return f"{self.path}: {self.message} [{self.rule}]"
 
 
-def check(old: Any, new: Any, *, next_major: str = "a new MAJOR", allow_unknown_keywords: bool = False) -> list[Problem]:
+def check(old: Any, new: Any, *, next_major: str = "a new MAJOR",
+          allow_unknown_keywords: bool = False) -> list[Problem]:
     """Every way in which `new` may reject an event that `old` accepted; empty when `new` provably accepts them all.
 
     `next_major` (e.g. "2-0") is what the messages advise for a breaking change.
@@ -97,17 +100,16 @@ def strip_annotations(schema: Any) -> Any:
 
 
 def _dialect(schema: Any) -> str:
-    uri = schema.get("$schema", "") if isinstance(schema, dict) else ""
-    for draft in ("draft-04", "draft-06", "draft-07"):
-        if f"json-schema.org/{draft}/schema" in uri:
-            return draft
-    return uri or DEFAULT_DIALECT
+    if not isinstance(schema, dict):
+        return DEFAULT_DIALECT
+    return dialect_of(schema) or str(schema.get("$schema"))
 
 
 def _without_own_id(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
-    prop = schema.get("properties", EMPTY).get(SCHEMA_ID_PROPERTY) if isinstance(schema.get("properties"), dict) else None
+    properties = schema.get("properties")
+    prop = properties.get(SCHEMA_ID_PROPERTY) if isinstance(properties, dict) else None
     if not isinstance(prop, dict) or "$id" not in schema or prop.get("const") != schema["$id"]:
         return schema
     own = {key: value for key, value in prop.items() if key != "const"}
@@ -214,6 +216,8 @@ class _Comparison:
             self.exact_keyword(old, new, path, "pattern", "every string the old pattern matched may not match the "
                                "new one")
             self.exact_keyword(old, new, path, "format", "the registry enforces formats")
+            for keyword in ("contentEncoding", "contentMediaType"):
+                self.exact_keyword(old, new, path, keyword, "the registry's validator enforces it (base64, JSON)")
         if "number" in relevant:
             self.number_bounds(old, new, path)
         for kind in relevant & {"string", "array", "object"}:
@@ -267,8 +271,8 @@ class _Comparison:
             return
         change = "ADDED" if keyword not in old else "CHANGED"
         shown = f"{json.dumps(old[keyword])} → " if keyword in old else ""
-        self.breaking(f"{path}.{keyword}", f"{keyword.upper()}_{change}", f"{keyword} {shown}{json.dumps(new[keyword])}: "
-                      f"{why}")
+        self.breaking(f"{path}.{keyword}", f"{_snake(keyword)}_{change}",
+                      f"{keyword} {shown}{json.dumps(new[keyword])}: {why}")
 
     def number_bounds(self, old: dict, new: dict, path: str) -> None:
         for side in ("minimum", "maximum"):

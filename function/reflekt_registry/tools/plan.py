@@ -65,7 +65,8 @@ def version_of(schema_id: str) -> Version | None:
 
 
 def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None, *, force_reason: str | None = None,
-         forced: Mapping[str, str] | None = None, prune: Iterable[str] = (), allow_unknown_keywords: bool = False) -> Plan:
+         forced: Mapping[str, str] | None = None, prune: Iterable[str] = (),
+         allow_unknown_keywords: bool = False) -> Plan:
     """What publishing `project` (id → file content) into a bucket holding `bucket` (id → object content; None when
     not compared with a bucket) would do. A refusal is overridden by `forced[id]`, else by `force_reason`. Pruned ids
     must be in the bucket and no longer in the project."""
@@ -152,7 +153,8 @@ def _naming_problems(schema_id: str, document: Any) -> list[str]:
     self.name."""
     version = version_of(schema_id)
     if version is None:
-        return [f"the file name must be the version, MAJOR-MINOR.json (e.g. 1-0.json), not {schema_id.rpartition('/')[2]}"]
+        name = schema_id.rpartition("/")[2]
+        return [f"the file name must be the version, MAJOR-MINOR.json (e.g. 1-0.json), not {name}"]
     own = document.get("self") if isinstance(document, dict) else None
     if not isinstance(own, dict):
         return []

@@ -134,7 +134,8 @@ def prune(s3: Any, bucket: str, prefix: str, schema_ids: list[str]) -> None:
 
 def render(result: Plan, compared_with: str | None) -> str:
     """The plan as CI shows it: one line per schema, each refusal's reasons under it."""
-    lines = [f"plan against {compared_with}" if compared_with else "plan against no bucket (offline): every schema is new"]
+    offline = "plan against no bucket (offline): every schema is new"
+    lines = [f"plan against {compared_with}" if compared_with else offline]
     width = max(len(s) for s in (NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE))
     for entry in result.entries:
         note = f" ({entry.note})" if entry.note else ""
