@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
+from reflekt_registry.tools.plan import plan
 from reflekt_registry.tools.publish import FORCED_METADATA_KEY, find_schemas, main
 from s3_support import BUCKET
 
@@ -217,3 +218,19 @@ def test_check_compares_with_a_named_bucket(project, published, capsys):
     _rewrite(project / ORDER_1_0, _require_coupon)
     assert main([str(project), "--check"]) == 0  # offline, the project alone is consistent
     assert main([str(project), "--check", "--bucket", BUCKET]) == 1
+
+
+def test_a_schema_written_by_someone_else_meanwhile_is_not_overwritten(project, bucket, capsys, monkeypatch):
+    """Writes are conditional on what the plan saw: another publisher's 1-0, written after the bucket was read,
+    stays."""
+    from reflekt_registry.tools import publish
+
+    def plan_then_race(*args, **kwargs):
+        result = plan(*args, **kwargs)
+        bucket.put_object(Bucket=BUCKET, Key=f"schemas/{ORDER_1_0}", Body=b'{"written": "meanwhile"}')
+        return result
+
+    monkeypatch.setattr(publish, "plan", plan_then_race)
+    assert main([str(project), "--bucket", BUCKET]) == 2
+    assert f"s3://{BUCKET}/schemas/{ORDER_1_0} changed since the bucket was read" in capsys.readouterr().err
+    assert body(bucket, ORDER_1_0)["Body"].read() == b'{"written": "meanwhile"}'

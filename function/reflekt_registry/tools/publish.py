@@ -9,7 +9,7 @@ event the earlier MINORs of its MAJOR accept, in the project and in the bucket:
     python -m reflekt_registry.tools.publish path/to/project/schemas --check   # offline: the project alone
 
 Exit status: 0 when the publish can go (or went) ahead, 1 when a schema is bad or refused (nothing is uploaded),
-2 when the bucket cannot be read.
+2 when the bucket cannot be read or written, or changed while publishing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import DEFAULT_SCHEMA_PREFIX
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
@@ -30,7 +30,7 @@ from .plan import BUCKET_ONLY, CHANGED, NEW, PRUNE, REFUSED, UNCHANGED, Plan, pl
 MAX_FORCE_REASON_LENGTH = 1024
 # The metadata key (x-amz-meta-…) that records why a refused schema was published anyway.
 FORCED_METADATA_KEY = "reflekt-registry-forced"
-# Exit statuses, for CI.
+# Exit statuses, for CI (see the module's docstring).
 EXIT_OK, EXIT_REFUSED, EXIT_BUCKET_UNREADABLE = 0, 1, 2
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
@@ -94,13 +94,26 @@ class BucketUnreadable(Exception):
     """The bucket's schemas cannot be listed or read, so the project cannot be compared with them."""
 
 
+class UploadStopped(Exception):
+    """A write failed part-way, or found the bucket changed since it was read: `uploaded` schemas were written."""
+
+    def __init__(self, message: str, uploaded: int):
+        super().__init__(message)
+        self.uploaded = uploaded
+
+
+class Stored(NamedTuple):
+    body: bytes
+    etag: str  # what a conditional write expects to replace
+
+
 def s3_client() -> Any:
     import boto3
 
     return boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
 
 
-def read_bucket(s3: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+def read_bucket(s3: Any, bucket: str, prefix: str) -> dict[str, Stored]:
     """Every schema under the prefix, by id."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -109,22 +122,38 @@ def read_bucket(s3: Any, bucket: str, prefix: str) -> dict[str, bytes]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", ()):
                 if item["Key"].endswith(".json"):
-                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                    found[item["Key"].removeprefix(prefix)] = body
+                    response = s3.get_object(Bucket=bucket, Key=item["Key"])
+                    found[item["Key"].removeprefix(prefix)] = Stored(response["Body"].read(), response["ETag"])
     except (BotoCoreError, ClientError) as e:
         raise BucketUnreadable(f"cannot read s3://{bucket}/{prefix}: {e}") from e
     return found
 
 
 def upload(files: list[SchemaFile], bucket: str, prefix: str, forced: dict[str, str] | None = None,
-           s3: Any = None) -> None:
-    """Writes the files at their ids; `forced` maps an id to the reason it was published despite a refusal."""
+           s3: Any = None, published: dict[str, Stored] | None = None) -> None:
+    """Writes the files at their ids; `forced` maps an id to the reason it was published despite a refusal.
+
+    With `published` (what the plan was made against), each write is conditional, so a schema another publisher
+    wrote in the meantime is never overwritten unseen: an id must still have the ETag it had, or still be absent.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     s3 = s3 or s3_client()
     forced = forced or {}
-    for item in files:
+    for count, item in enumerate(files):
         metadata = {FORCED_METADATA_KEY: forced[item.schema_id]} if item.schema_id in forced else {}
-        s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(),
-                      ContentType="application/json", Metadata=metadata)
+        before = (published or {}).get(item.schema_id)
+        condition = {} if published is None else {"IfMatch": before.etag} if before else {"IfNoneMatch": "*"}
+        try:
+            s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(),
+                          ContentType="application/json", Metadata=metadata, **condition)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise UploadStopped(f"s3://{bucket}/{prefix}{item.schema_id} changed since the bucket was read "
+                                    "(another publish?); run publish again to compare with it", count) from e
+            raise UploadStopped(f"cannot write s3://{bucket}/{prefix}{item.schema_id}: {e}", count) from e
+        except BotoCoreError as e:
+            raise UploadStopped(f"cannot write s3://{bucket}/{prefix}{item.schema_id}: {e}", count) from e
 
 
 def prune(s3: Any, bucket: str, prefix: str, schema_ids: list[str]) -> None:
@@ -210,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return EXIT_BUCKET_UNREADABLE
     project = {item.schema_id: item.path.read_bytes() for item in files}
-    result = plan(project, live, force_reason=args.force, forced=forced, prune=args.prune,
+    bodies = {schema_id: stored.body for schema_id, stored in live.items()} if live is not None else None
+    result = plan(project, bodies, force_reason=args.force, forced=forced, prune=args.prune,
                   allow_unknown_keywords=args.allow_unknown_keywords)
     if args.plan:
         print(render(result, location))
@@ -230,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(files)} schemas are good" + (f" (compared with {location})" if location else ""))
         return EXIT_OK
     by_id = {item.schema_id: item for item in files}
-    upload([by_id[e.schema_id] for e in result.uploads], args.bucket, args.prefix,
-           {e.schema_id: e.forced for e in result.uploads if e.forced}, s3)
+    try:
+        upload([by_id[e.schema_id] for e in result.uploads], args.bucket, args.prefix,
+               {e.schema_id: e.forced for e in result.uploads if e.forced}, s3, live)
+    except UploadStopped as e:
+        print(f"{e}; {e.uploaded} of {len(result.uploads)} schemas were uploaded", file=sys.stderr)
+        return EXIT_BUCKET_UNREADABLE
     prune(s3, args.bucket, args.prefix, [e.schema_id for e in result.prunes])
     unchanged = len(files) - len(result.uploads)
     print(f"uploaded {len(result.uploads)} schemas to {location}" + (f", {unchanged} unchanged" if unchanged else "")
