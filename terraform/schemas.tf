@@ -88,6 +88,11 @@ resource "aws_s3_object" "schema" {
       condition     = local.schemas[each.key] == null || try(local.schemas[each.key]["$id"] == each.key, false)
       error_message = "${var.schemas_dir}/${each.key}: \"$id\" is ${jsonencode(try(local.schemas[each.key]["$id"], null))}; it must be the file's path relative to schemas_dir, \"${each.key}\"."
     }
+    # Reflekt names the file after the version; publish's gate checks the rest of the sequencing at apply.
+    precondition {
+      condition     = local.schemas[each.key] == null || try("${local.schemas[each.key].self.version}.json" == basename(each.key), true)
+      error_message = "${var.schemas_dir}/${each.key}: self.version is ${jsonencode(try(local.schemas[each.key].self.version, null))}; the file must be named after it (Reflekt's MAJOR-MINOR.json)."
+    }
     # Like the registry, read a schema that names no "$schema" as draft-07.
     precondition {
       condition     = local.schemas[each.key] == null || can(regex("^https?://json-schema\\.org/draft-0[467]/schema#?$", lookup(local.schemas[each.key], "$schema", "http://json-schema.org/draft-07/schema#")))

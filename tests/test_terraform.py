@@ -159,6 +159,7 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
     ("fixture", "reason"),
     [
         ("schemas-wrong-id", '"$id" is "checkout/Order_Completed/1-1.json"'),
+        ("schemas-wrong-version", 'self.version is "1-1"; the file must be named after it'),
         ("schemas-unsupported-draft", '"$schema" is "https://json-schema.org/draft/2020-12/schema"'),
         ("schemas-not-json", "is not valid JSON"),
     ],

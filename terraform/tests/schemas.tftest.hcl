@@ -149,6 +149,16 @@ run "rejects_an_id_that_is_not_the_path" {
   expect_failures = [aws_s3_object.schema]
 }
 
+run "rejects_a_file_not_named_after_its_version" {
+  command = plan
+
+  variables {
+    schemas_dir = "tests/fixtures/schemas-wrong-version"
+  }
+
+  expect_failures = [aws_s3_object.schema]
+}
+
 run "rejects_an_unsupported_draft" {
   command = plan
 
