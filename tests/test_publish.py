@@ -232,5 +232,7 @@ def test_a_schema_written_by_someone_else_meanwhile_is_not_overwritten(project, 
 
     monkeypatch.setattr(publish, "plan", plan_then_race)
     assert main([str(project), "--bucket", BUCKET]) == 2
-    assert f"s3://{BUCKET}/schemas/{ORDER_1_0} changed since the bucket was read" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"s3://{BUCKET}/schemas/{ORDER_1_0} changed since the bucket was read" in err
+    assert f" of {SCHEMA_COUNT} schemas were uploaded before it" in err
     assert body(bucket, ORDER_1_0)["Body"].read() == b'{"written": "meanwhile"}'

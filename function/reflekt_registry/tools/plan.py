@@ -23,6 +23,7 @@ from .compatibility import check, same_validation
 VERSION_FILE = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.json")
 
 NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE = "new", "changed", "unchanged", "refused", "bucket only", "prune"
+STATUSES = (NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE)  # the order a plan's summary counts them in
 
 
 class Version(NamedTuple):

@@ -24,14 +24,14 @@ from typing import Any, NamedTuple
 
 from ..config import DEFAULT_SCHEMA_PREFIX
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
-from .plan import BUCKET_ONLY, CHANGED, NEW, PRUNE, REFUSED, UNCHANGED, Plan, plan
+from .plan import STATUSES, Plan, plan
 
 # S3 keeps user metadata in HTTP headers: printable ASCII, 2 KB for all of an object's metadata together.
 MAX_FORCE_REASON_LENGTH = 1024
 # The metadata key (x-amz-meta-…) that records why a refused schema was published anyway.
 FORCED_METADATA_KEY = "reflekt-registry-forced"
 # Exit statuses, for CI (see the module's docstring).
-EXIT_OK, EXIT_REFUSED, EXIT_BUCKET_UNREADABLE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_BUCKET_FAILED = 0, 1, 2
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
 REFLEKT_META_DIR = ".reflekt"
@@ -94,12 +94,9 @@ class BucketUnreadable(Exception):
     """The bucket's schemas cannot be listed or read, so the project cannot be compared with them."""
 
 
-class UploadStopped(Exception):
-    """A write failed part-way, or found the bucket changed since it was read: `uploaded` schemas were written."""
-
-    def __init__(self, message: str, uploaded: int):
-        super().__init__(message)
-        self.uploaded = uploaded
+class BucketWriteFailed(Exception):
+    """A write or delete failed part-way, or found the bucket changed since it was read; the message says how far
+    it got."""
 
 
 class Stored(NamedTuple):
@@ -140,38 +137,43 @@ def upload(files: list[SchemaFile], bucket: str, prefix: str, forced: dict[str, 
 
     s3 = s3 or s3_client()
     forced = forced or {}
-    for count, item in enumerate(files):
+    for done, item in enumerate(files):
         metadata = {FORCED_METADATA_KEY: forced[item.schema_id]} if item.schema_id in forced else {}
         before = (published or {}).get(item.schema_id)
         condition = {} if published is None else {"IfMatch": before.etag} if before else {"IfNoneMatch": "*"}
         try:
             s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(),
                           ContentType="application/json", Metadata=metadata, **condition)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise UploadStopped(f"s3://{bucket}/{prefix}{item.schema_id} changed since the bucket was read "
-                                    "(another publish?); run publish again to compare with it", count) from e
-            raise UploadStopped(f"cannot write s3://{bucket}/{prefix}{item.schema_id}: {e}", count) from e
-        except BotoCoreError as e:
-            raise UploadStopped(f"cannot write s3://{bucket}/{prefix}{item.schema_id}: {e}", count) from e
+        except (BotoCoreError, ClientError) as e:
+            changed = isinstance(e, ClientError) and e.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed", "ConditionalRequestConflict")
+            why = ("changed since the bucket was read (another publish?); run publish again to compare with it"
+                   if changed else f"cannot be written: {e}")
+            raise BucketWriteFailed(f"s3://{bucket}/{prefix}{item.schema_id} {why}; {done} of {len(files)} "
+                                    "schemas were uploaded before it") from e
 
 
 def prune(s3: Any, bucket: str, prefix: str, schema_ids: list[str]) -> None:
-    for schema_id in schema_ids:
-        s3.delete_object(Bucket=bucket, Key=prefix + schema_id)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    for done, schema_id in enumerate(schema_ids):
+        try:
+            s3.delete_object(Bucket=bucket, Key=prefix + schema_id)
+        except (BotoCoreError, ClientError) as e:
+            raise BucketWriteFailed(f"s3://{bucket}/{prefix}{schema_id} cannot be deleted: {e}; {done} of "
+                                    f"{len(schema_ids)} were pruned before it") from e
 
 
 def render(result: Plan, compared_with: str | None) -> str:
     """The plan as CI shows it: one line per schema, each refusal's reasons under it."""
     offline = "plan against no bucket (offline): every schema is new"
     lines = [f"plan against {compared_with}" if compared_with else offline]
-    width = max(len(s) for s in (NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE))
+    width = max(len(status) for status in STATUSES)
     for entry in result.entries:
         note = f" ({entry.note})" if entry.note else ""
         lines.append(f"  {entry.status:<{width}}  {entry.schema_id}{note}")
         lines.extend(f"  {'':<{width}}    {'overridden: ' if entry.forced else ''}{p}" for p in entry.problems)
-    counts = {status: sum(e.status == status for e in result.entries) for status in
-              (NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE)}
+    counts = {status: sum(e.status == status for e in result.entries) for status in STATUSES}
     lines.append(", ".join(f"{n} {status}" for status, n in counts.items() if n))
     return "\n".join(lines)
 
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         live = read_bucket(s3, args.bucket, args.prefix) if s3 else None
     except BucketUnreadable as e:
         print(e, file=sys.stderr)
-        return EXIT_BUCKET_UNREADABLE
+        return EXIT_BUCKET_FAILED
     project = {item.schema_id: item.path.read_bytes() for item in files}
     bodies = {schema_id: stored.body for schema_id, stored in live.items()} if live is not None else None
     result = plan(project, bodies, force_reason=args.force, forced=forced, prune=args.prune,
@@ -263,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upload([by_id[e.schema_id] for e in result.uploads], args.bucket, args.prefix,
                {e.schema_id: e.forced for e in result.uploads if e.forced}, s3, live)
-    except UploadStopped as e:
-        print(f"{e}; {e.uploaded} of {len(result.uploads)} schemas were uploaded", file=sys.stderr)
-        return EXIT_BUCKET_UNREADABLE
-    prune(s3, args.bucket, args.prefix, [e.schema_id for e in result.prunes])
+        prune(s3, args.bucket, args.prefix, [e.schema_id for e in result.prunes])
+    except BucketWriteFailed as e:
+        print(e, file=sys.stderr)
+        return EXIT_BUCKET_FAILED
     unchanged = len(files) - len(result.uploads)
     print(f"uploaded {len(result.uploads)} schemas to {location}" + (f", {unchanged} unchanged" if unchanged else "")
           + (f", pruned {len(result.prunes)}" if result.prunes else ""))
