@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
+from reflekt_registry.plans import INDEX_KEY, read_index_document
 from reflekt_registry.tools.plan import plan
 from reflekt_registry.tools.publish import FORCED_METADATA_KEY, find_schemas, main
 from s3_support import BUCKET
@@ -44,7 +45,7 @@ def keys(s3):
 def test_uploads_every_schema_at_its_id(project, bucket, capsys):
     assert main([str(project), "--bucket", BUCKET]) == 0
     assert f"schemas/{TEST_EVENT}" in keys(bucket)
-    assert len(keys(bucket)) == SCHEMA_COUNT  # the .reflekt meta-schema stays home
+    assert len(keys(bucket)) == SCHEMA_COUNT + 1  # the .reflekt meta-schema stays home; the index of names joins them
     assert f"uploaded {SCHEMA_COUNT} schemas" in capsys.readouterr().out
 
 
@@ -101,7 +102,7 @@ def published(project, bucket, capsys):
 
 def test_publishing_again_uploads_nothing_unchanged(project, published, capsys):
     assert main([str(project), "--bucket", BUCKET]) == 0
-    assert capsys.readouterr().out.strip() == f"uploaded 0 schemas to s3://{BUCKET}/schemas/, {SCHEMA_COUNT} unchanged"
+    assert capsys.readouterr().out.splitlines()[0] == f"uploaded 0 schemas to s3://{BUCKET}/schemas/, {SCHEMA_COUNT} unchanged"
 
 
 def _require_coupon(d):
@@ -236,3 +237,19 @@ def test_a_schema_written_by_someone_else_meanwhile_is_not_overwritten(project, 
     assert f"s3://{BUCKET}/schemas/{ORDER_1_0} changed since the bucket was read" in err
     assert f" of {SCHEMA_COUNT} schemas were uploaded before it" in err
     assert body(bucket, ORDER_1_0)["Body"].read() == b'{"written": "meanwhile"}'
+
+
+def test_writes_the_index_of_names_including_schemas_synced_earlier(project, bucket, capsys):
+    """Publish after `aws s3 sync`: the index names every schema under the prefix, so the store trusts it alone."""
+    bucket.put_object(Bucket=BUCKET, Key="schemas/synced/Order_Refunded/1-0.json", Body=b"{}")
+    assert main([str(project), "--bucket", BUCKET]) == 0
+    entries = read_index_document(bucket.get_object(Bucket=BUCKET, Key=INDEX_KEY)["Body"].read(), "schemas/")
+    names = {entry.schema_id: entry.name for entry in entries}
+    assert names[TEST_EVENT] == "Test Event" and names["synced/Order_Refunded/1-0.json"] == "Order Refunded"
+    assert len(names) == SCHEMA_COUNT + 1
+    assert f"indexed {SCHEMA_COUNT + 1} schemas by name in s3://{BUCKET}/{INDEX_KEY}" in capsys.readouterr().out
+
+
+def test_check_writes_no_index(project, bucket):
+    assert main([str(project), "--check"]) == 0
+    assert INDEX_KEY not in keys(bucket)

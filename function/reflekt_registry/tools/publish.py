@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..config import DEFAULT_SCHEMA_PREFIX
+from ..plans import INDEX_KEY, entry_from_document, entry_from_path, index_document
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
 from .plan import STATUSES, Plan, plan
 
@@ -185,6 +186,27 @@ def _force_reason(text: str) -> str:
     return text
 
 
+def write_index(files: list[SchemaFile], bucket: str, prefix: str, s3: Any = None) -> int:
+    """Writes the index of schema names the registry looks events up in, for every schema now under the prefix:
+    the project's files by their self.name, others only the bucket has (an earlier `aws s3 sync`, a version the
+    project dropped) by their path. Returns how many schemas it names."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = s3 or s3_client()
+    entries = {item.schema_id: entry_from_document(item.schema_id, json.loads(item.path.read_bytes())) for item in files}
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for key in (item["Key"][len(prefix):] for item in page.get("Contents", [])):
+                if key not in entries and is_valid_schema_id(key):
+                    entries[key] = entry_from_path(key)
+        named = [entry for entry in entries.values() if entry is not None]
+        s3.put_object(Bucket=bucket, Key=INDEX_KEY, Body=index_document(named, prefix), ContentType="application/json")
+    except (BotoCoreError, ClientError) as e:
+        raise BucketWriteFailed(f"the schemas are published, but the index s3://{bucket}/{INDEX_KEY} cannot be "
+                                f"written: {e}; run publish again") from e
+    return len(named)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reflekt_registry.tools.publish", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -266,12 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         upload([by_id[e.schema_id] for e in result.uploads], args.bucket, args.prefix,
                {e.schema_id: e.forced for e in result.uploads if e.forced}, s3, live)
         prune(s3, args.bucket, args.prefix, [e.schema_id for e in result.prunes])
+        named = write_index(files, args.bucket, args.prefix, s3)
     except BucketWriteFailed as e:
         print(e, file=sys.stderr)
         return EXIT_BUCKET_FAILED
     unchanged = len(files) - len(result.uploads)
     print(f"uploaded {len(result.uploads)} schemas to {location}" + (f", {unchanged} unchanged" if unchanged else "")
           + (f", pruned {len(result.prunes)}" if result.prunes else ""))
+    print(f"indexed {named} schemas by name in s3://{args.bucket}/{INDEX_KEY}")
     return EXIT_OK
 
 
