@@ -86,10 +86,10 @@ def response_json(response: dict[str, Any]) -> Any:
 
 
 def tune_retries(registry: Registry, policy: Any = None, sleep: Any = None) -> Registry:
-    """Sets the retry policy and/or sleep of both sources' Segment clients (each source owns one)."""
-    for source in (registry.forwarder.valid, registry.forwarder.invalid):
-        if policy is not None:
-            source.client.policy = policy
-        if sleep is not None:
-            source.client.sleep = sleep
+    """Sets the retry policy and/or sleep of the Segment client every destination posts through."""
+    client = registry.outlets.client
+    if policy is not None:
+        client.policy = policy
+    if sleep is not None:
+        client.sleep = sleep
     return registry

@@ -27,7 +27,10 @@ from fakes.delivery import Ledger, check
 from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, api_event, basic,
                      make_registry, response_json, track, tune_retries)
 from local_support import serve
-from reflekt_registry.auth import WriteKeyAllowlist
+from fakes.outlets import MemoryOutlets
+from reflekt_registry.controls import Policy
+from reflekt_registry.document import ENVIRONMENT_SOURCE, Environment, Source, from_environment
+from reflekt_registry.document_store import Configuration, Fixed
 from reflekt_registry.forwarder import Forwarder
 from reflekt_registry.handler import Registry
 from reflekt_registry.tools.publish import main as publish
@@ -40,18 +43,6 @@ from reflekt_registry.validator import Validator
 ALLOWED_STATUSES = frozenset({200, 204, 400, 401, 404, 405, 503})
 SECOND_KEY = "second-key"
 MISSING = object()  # a field left out of an event, as opposed to present with a wrong value
-
-
-class MemoryDestination:
-    """A source that never fails and keeps what it was sent, so hostile input is judged without a network."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
-        with self._lock:
-            self.events += [json.loads(line) for line in lines]
 
 
 class RecordingSource(DirectorySource):
@@ -69,11 +60,22 @@ class RecordingSource(DirectorySource):
 def memory_registry(source: Any = None) -> Registry:
     """The registry with an enforced allowlist, the example schemas and in-memory sources."""
     store = SchemaStore(source or DirectorySource(EXAMPLE_SCHEMAS), ttl=60)
-    return Registry(WriteKeyAllowlist([CLIENT_KEY, SECOND_KEY]), Validator(store), Forwarder(MemoryDestination(), MemoryDestination()))
+    environment = Environment(Source(ENVIRONMENT_SOURCE, (CLIENT_KEY, SECOND_KEY), Policy(), VALID_KEY, INVALID_KEY),
+                              forwarding=True, local=False)
+    configuration = Fixed(Configuration.of(from_environment(environment)))
+    return Registry(configuration, Validator(store), Forwarder(), MemoryOutlets())
+
+
+def valid_events(registry: Registry) -> list[dict[str, Any]]:
+    return registry.outlets.events(VALID_KEY)
+
+
+def invalid_events(registry: Registry) -> list[dict[str, Any]]:
+    return registry.outlets.events(INVALID_KEY)
 
 
 def forwarded(registry: Registry) -> list[dict[str, Any]]:
-    return registry.forwarder.valid.events + registry.forwarder.invalid.events
+    return valid_events(registry) + invalid_events(registry)
 
 
 def raw(body: str | bytes | None, *, encoded: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -211,7 +213,7 @@ def test_any_content_type_is_read_as_json(registry, content_type):
     if content_type is not None:
         event["headers"]["content-type"] = content_type
     assert registry.handle(event)["statusCode"] == 200
-    assert [e["messageId"] for e in registry.forwarder.valid.events] == ["m-1"]
+    assert [e["messageId"] for e in valid_events(registry)] == ["m-1"]
 
 
 NESTING_SITES = {  # where a nested value goes in an event, as (text in the event, the same text with the value added)
@@ -239,8 +241,8 @@ def test_an_array_too_big_for_segment_reaches_the_invalid_source_as_a_stand_in(r
     big["properties"]["numbers"] = [0] * 200_000
     response = registry.handle(api_event({"batch": [big, track(test_property="y", message_id="small")]}))
     assert response["statusCode"] == 200
-    assert [e["messageId"] for e in registry.forwarder.valid.events] == ["small"]
-    [stand_in] = registry.forwarder.invalid.events
+    assert [e["messageId"] for e in valid_events(registry)] == ["small"]
+    [stand_in] = invalid_events(registry)
     assert stand_in["messageId"] == "big" and "numbers" not in stand_in["properties"]
 
 
@@ -338,11 +340,11 @@ def test_missing_or_mistyped_fields_are_judged_per_event(registry, call, field, 
     control = track(test_property="x", message_id="control")
     response = registry.handle(api_event({"batch": [odd, control]}))
     assert response["statusCode"] == 200, response["body"]
-    sources = {VALID_KEY: registry.forwarder.valid.events, INVALID_KEY: registry.forwarder.invalid.events}
+    sources = {VALID_KEY: valid_events(registry), INVALID_KEY: invalid_events(registry)}
     [arrived] = [e for e in sources[expected] if e.get("messageId") != "control"]
     assert arrived["type"] == call
     assert arrived.get("messageId") not in (None, "", {})  # a missing or empty id is derived, so retries dedupe
-    assert [e["messageId"] for e in registry.forwarder.valid.events if e.get("messageId") == "control"] == ["control"]
+    assert [e["messageId"] for e in valid_events(registry) if e.get("messageId") == "control"] == ["control"]
     assert len(forwarded(registry)) == 2
 
 
@@ -412,7 +414,7 @@ def test_schema_id_path_tricks_never_reach_the_store(schema_id):
     registry = memory_registry(source)
     response = registry.handle(api_event({"batch": [track(schema_id=schema_id, test_property="x", message_id="trick")]}))
     assert response["statusCode"] == 200
-    [invalid] = registry.forwarder.invalid.events
+    [invalid] = invalid_events(registry)
     violations = invalid["context"]["reflekt"]["violations"]  # a 100 KB id also makes the event too big: maxSize
     assert "schema_id" in {v["keyword"] for v in violations}
     assert all(len(v["message"]) < 300 for v in violations)  # a long id is not echoed into every annotation
@@ -429,7 +431,7 @@ def test_a_symlink_out_of_the_schema_folder_is_not_followed(tmp_path):
     (root / "evil" / "1-0.json").symlink_to(outside)
     registry = memory_registry(DirectorySource(root))
     registry.handle(api_event({"batch": [track(schema_id="evil/1-0.json", message_id="evil")]}))
-    [invalid] = registry.forwarder.invalid.events
+    [invalid] = invalid_events(registry)
     assert "no schema with $id 'evil/1-0.json'" in invalid["properties"]["validation_errors"][0]
 
 

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import fastjsonschema
 
+from .controls import DEFAULT_POLICY, Policy
 from .schemas import CompiledSchema, SchemaStore, is_valid_schema_id
 
 # Where each call type carries the data its schema describes (Reflekt: identify/group schemas describe traits).
@@ -46,7 +47,7 @@ class Validator:
     def __init__(self, store: SchemaStore):
         self.store = store
 
-    def check(self, event: dict[str, Any]) -> Verdict:
+    def check(self, event: dict[str, Any], policy: Policy = DEFAULT_POLICY) -> Verdict:
         """Judges one event on its own; raises only when the schema store cannot answer."""
         field = VALIDATED_FIELD.get(event["type"])
         if field is None:  # alias carries nothing a schema describes

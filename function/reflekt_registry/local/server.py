@@ -73,7 +73,7 @@ def _size(text: str | bytes, base: int) -> int:
 def make_server(registry: Registry, host: str, port: int, recent: RecentEvents | None = None) -> ThreadingHTTPServer:
     """The server, with the registry's destinations wrapped so that the inspection API lists what they deliver."""
     inspection = InspectionApi(recent or RecentEvents())
-    record(registry.forwarder, inspection.recent)
+    record(registry, inspection.recent)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as SDKs expect
