@@ -77,6 +77,33 @@ def make_registry(segment_url: str | None = None, schema_dir: Path = EXAMPLE_SCH
     return Registry.from_settings(Settings.from_env(environ, local=True))
 
 
+# Three apps behind one registry, as README shows them: web passes its own key through, iOS has a separate valid
+# key, the server source holds events to schema_id alone (no plan).
+WEB_KEY, IOS_KEY, SERVER_KEY = "web-write-key", "ios-write-key", "server-write-key"
+IOS_VALID_KEY, IOS_INVALID_KEY, SHARED_INVALID_KEY = "ios-valid-key", "ios-invalid-key", "shared-invalid-key"
+THREE_SOURCES = {
+    "version": 1,
+    "invalid_write_key": SHARED_INVALID_KEY,
+    "sources": {
+        "web": {"write_keys": [WEB_KEY], "plans": ["segment/demo/"]},
+        "ios": {"write_keys": [IOS_KEY], "plans": ["jaffle_shop/"], "valid_write_key": IOS_VALID_KEY,
+                "invalid_write_key": IOS_INVALID_KEY},
+        "server": {"write_keys": [SERVER_KEY]},
+    },
+}
+
+
+def sources_registry(config_dir: Path, segment_url: str | None = None, document: dict[str, Any] = THREE_SOURCES,
+                     **env: str) -> Registry:
+    """A registry as `./dev serve --config FILE` builds it, forwarding to a fake Segment when its URL is given."""
+    path = config_dir / "config.json"
+    path.write_text(json.dumps(document))
+    environ = {"SCHEMA_DIR": str(EXAMPLE_SCHEMAS), "EVENTS_DIR": str(config_dir / "events"), **env}
+    if segment_url:
+        environ["SEGMENT_API_HOST"] = segment_url
+    return Registry.from_settings(Settings.from_env(environ, local=True, config_file=str(path)))
+
+
 def load_captures(name: str) -> list[dict[str, Any]]:
     return json.loads((EVENTS / name).read_text())
 
