@@ -13,8 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, track
-from reflekt_registry.tools.check_events import EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main
+from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, THREE_SOURCES, track
+from reflekt_registry.controls import Controls, Policy
+from reflekt_registry.tools.check_events import (EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main,
+                                                 source_policy)
 from s3_support import BUCKET, create_bucket_with_schemas
 
 IDENTIFY = {"type": "identify", "userId": "u1", "traits": {"schema_id": "jaffle_shop/Identify/1-0.json", "email": "a@b.co"}}
@@ -154,3 +156,46 @@ def test_the_documented_command_reads_stdin(tmp_path):
                             input=json.dumps(track(test_property=3)) + "\n", capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == EXIT_INVALID
     assert "  line 1: $.properties.test_property must be string" in result.stdout
+
+
+def config_file(tmp_path: Path, document: object = THREE_SOURCES) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_source_policy_is_the_plans_and_controls_the_registry_holds_that_source_to(tmp_path):
+    """--config and --source give check-events the same Policy the registry gives that source's events."""
+    document = {**THREE_SOURCES, "controls": {"violations": "allow"}}
+    path = config_file(tmp_path, document)
+    assert source_policy(path, "ios") == Policy(("jaffle_shop/",), Controls(violations="allow"))
+    assert source_policy(path, "server") == Policy((), Controls(violations="allow"))
+    assert source_policy(config_file(tmp_path, {"version": 1, "plans": ["segment/demo"]}), None) == Policy(("segment/demo/",))
+
+
+def test_a_file_judged_as_a_source_reports_as_usual(tmp_path, capsys):
+    code, out, _ = run(capsys, jsonl(tmp_path, track(test_property="x")), "--schemas", EXAMPLE_SCHEMAS,
+                       "--config", config_file(tmp_path), "--source", "web")
+    assert code == EXIT_VALID
+    assert out.splitlines()[-1] == "1 events: 1 valid, 0 invalid"
+
+
+@pytest.mark.parametrize("document,source,message", [
+    (THREE_SOURCES, "android", "--source 'android' is not in the document: name one of web, ios, server"),
+    (THREE_SOURCES, None, "--source is required: name one of web, ios, server"),
+    ({"version": 1}, "web", "--source web: the document declares no sources"),
+    ({"version": 1, "controls": {"violatons": "allow"}}, None, "controls.'violatons': unknown key"),
+], ids=["unknown-source", "no-source", "no-sources", "bad-document"])
+def test_a_bad_config_or_source_exits_2_naming_it(tmp_path, capsys, document, source, message):
+    path = config_file(tmp_path, document)
+    code, _, err = run(capsys, jsonl(tmp_path, track(test_property="x")), "--schemas", EXAMPLE_SCHEMAS, "--config", path,
+                       *(["--source", source] if source else []))
+    assert code == EXIT_UNREADABLE
+    assert err.startswith(f"check_events: {path}: {message}")
+
+
+def test_source_without_config_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main([str(jsonl(tmp_path, track())), "--schemas", str(EXAMPLE_SCHEMAS), "--source", "web"])
+    assert excinfo.value.code == 2
+    assert "--source needs --config" in capsys.readouterr().err

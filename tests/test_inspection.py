@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import TEST_EVENT, VALID_KEY, make_registry, track
+from helpers import IOS_KEY, TEST_EVENT, VALID_KEY, WEB_KEY, basic, make_registry, sources_registry, track
 from local_support import call, get, send, serve
 from reflekt_registry.document import ENVIRONMENT_SOURCE
 from reflekt_registry.forwarder import MAX_EVENT_BYTES
@@ -173,3 +173,18 @@ def test_the_store_keeps_the_latest_events_and_counts_them_all():
     recent.add("valid", "web", [track(message_id=f"m{i}") for i in range(3)])
     assert [seen.message_id for seen in recent.matching()] == ["m2", "m1"]
     assert recent.summary()["schemas"] == {TEST_EVENT: {"valid": 3, "invalid": 0}}
+
+
+def test_events_and_summary_are_grouped_by_source(tmp_path):
+    """With sources, each record names its source; the summary counts per source; source= filters."""
+    with serve(sources_registry(tmp_path)) as url:
+        for key, message_id, value in ((WEB_KEY, "w1", "x"), (IOS_KEY, "i1", 1), (IOS_KEY, "i2", "y")):
+            status, _, _ = call(url + "/v1/batch", "POST", {"batch": [track(test_property=value, message_id=message_id)]},
+                                {"Authorization": basic(key)})
+            assert status == 200
+        summary = get(url, "/registry/summary")
+        assert {name: (counts["valid"], counts["invalid"]) for name, counts in summary["sources"].items()} == {
+            "ios": (1, 1), "web": (1, 0)}
+        assert summary["sources"]["ios"]["schemas"] == {TEST_EVENT: {"valid": 1, "invalid": 1}}
+        assert sorted(message_ids(url, "?source=ios")) == ["i1", "i2"]
+        assert [seen["source"] for seen in get(url, "/registry/events?status=invalid")["events"]] == ["ios"]

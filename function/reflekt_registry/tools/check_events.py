@@ -2,6 +2,7 @@
 
     python -m reflekt_registry.tools.check_events events.jsonl --schemas path/to/project/schemas
     python -m reflekt_registry.tools.check_events export.jsonl.gz --bucket my-registry-bucket [--prefix schemas/]
+    python -m reflekt_registry.tools.check_events events.jsonl --schemas DIR --config config.json --source web
 
 Each line holds one event or a {"batch": [...]} envelope (a Segment export, or requests an app made). Prints the
 valid and invalid events per schema with the first violations, then exits 0 when every event is valid, 1 when any
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULT_SCHEMA_PREFIX, S3Location
-from ..errors import SchemaStoreUnavailableError
+from ..controls import DEFAULT_POLICY, Policy
+from ..document import ENVIRONMENT_SOURCE, Environment, Source, parse
+from ..errors import ConfigError, SchemaStoreUnavailableError
 from ..metrics import NO_SCHEMA_ID
 from ..payload import CALL_TYPES
 from ..request import GZIP_MAGIC
@@ -78,10 +81,11 @@ def _checked(event: Any, where: str) -> tuple[str, dict[str, Any]]:
     return where, event
 
 
-def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator) -> dict[str, SchemaReport]:
+def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator,
+          policy: Policy = DEFAULT_POLICY) -> dict[str, SchemaReport]:
     reports: dict[str, SchemaReport] = {}
     for where, event in events:
-        verdict = validator.check(event)
+        verdict = validator.check(event, policy)
         report = reports.setdefault(verdict.schema_id or NO_SCHEMA_ID, SchemaReport())
         if verdict.valid:
             report.valid += 1
@@ -93,6 +97,26 @@ def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator) ->
             else:
                 report.unshown += 1
     return reports
+
+
+# CI judges events and forwards none: the document needs no keys for Segment, as for the local server with files.
+_NO_FORWARDING = Environment(Source(ENVIRONMENT_SOURCE, (), DEFAULT_POLICY, None, None), forwarding=False, local=True)
+
+
+def source_policy(config: Path, name: str | None) -> Policy:
+    """The plans and controls the registry holds source `name` of the document in `config` to.
+
+    Raises ConfigError naming the key at fault, or the source that is not there."""
+    document = parse(config.read_bytes(), _NO_FORWARDING)
+    if not document.declared:
+        if name is not None:
+            raise ConfigError(f"--source {name}: the document declares no sources")
+        return document.sources[0].policy
+    names = [source.name for source in document.sources]
+    if name not in names:
+        raise ConfigError(f"--source {'is required' if name is None else repr(name) + ' is not in the document'}: "
+                          f"name one of {', '.join(names)}")
+    return document.sources[names.index(name)].policy
 
 
 def render(reports: dict[str, SchemaReport]) -> str:
@@ -123,14 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--bucket", help="the registry's schema bucket")
     parser.add_argument("--prefix", default=DEFAULT_SCHEMA_PREFIX, help=f"key prefix of the schemas in the bucket (default {DEFAULT_SCHEMA_PREFIX})")
     parser.add_argument("--region", help="the bucket's region (default: the AWS configuration's)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="the registry's configuration document, for the "
+                        "plans and controls events are judged by")
+    parser.add_argument("--source", metavar="NAME", help="judge the events as this source of --config would be judged")
     args = parser.parse_args(argv)
     if args.schemas is not None and not args.schemas.is_dir():
         parser.error(f"--schemas {args.schemas} is not a directory")
+    if args.source is not None and args.config is None:
+        parser.error("--source needs --config, the document that declares the source")
+    try:
+        policy = DEFAULT_POLICY if args.config is None else source_policy(args.config, args.source)
+    except OSError as e:
+        return _fail(f"cannot read {args.config}: {e.strerror or e}")
+    except ConfigError as e:
+        return _fail(f"{args.config}: {e}")
     prefix = args.prefix if not args.prefix or args.prefix.endswith("/") else args.prefix + "/"
     location = args.schemas if args.schemas is not None else S3Location(args.bucket, args.region, prefix)
     validator = Validator(open_store(location, SCHEMA_CACHE_TTL))
     try:
-        reports = check(read_events(read_lines(args.events)), validator)
+        reports = check(read_events(read_lines(args.events)), validator, policy)
     except (OSError, EOFError, zlib.error) as e:  # missing, unreadable, or a broken gzip stream
         return _fail(f"cannot read {args.events}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
     except UnreadableInput as e:
