@@ -27,22 +27,23 @@ run "three_sources_are_rendered_into_the_document" {
   command = plan
 
   assert {
-    condition = jsondecode(nonsensitive(aws_s3_object.config[0].content)) == jsondecode(jsonencode({
-      version           = 1
-      plans             = ["jaffle_shop"]
-      invalid_write_key = "shared-invalid"
-      sources = {
-        web = { write_keys = ["web-key"] }
-        ios = {
-          write_keys        = ["ios-key-1", "ios-key-2"]
-          valid_write_key   = "ios-valid"
-          invalid_write_key = "ios-invalid"
-          controls          = { violations = "omit", common_schema = { id = "common/Context/1-0.json" } }
-        }
-        server = { write_keys = ["server-key"], plans = [] }
+    condition = (
+      keys(jsondecode(nonsensitive(aws_s3_object.config[0].content))) == ["invalid_write_key", "plans", "sources", "version"]
+      && jsondecode(nonsensitive(aws_s3_object.config[0].content)).version == 1
+      && jsondecode(nonsensitive(aws_s3_object.config[0].content)).plans == ["jaffle_shop"]
+    )
+    error_message = "The document must have version 1, the module's plans and shared invalid key, and the sources."
+  }
+
+  assert {
+    condition = (
+      jsondecode(nonsensitive(aws_s3_object.config[0].content)).sources.web == { write_keys = ["web-key"] }
+      && jsondecode(nonsensitive(aws_s3_object.config[0].content)).sources.server == { write_keys = ["server-key"], plans = [] }
+      && jsondecode(nonsensitive(aws_s3_object.config[0].content)).sources.ios.controls == {
+        violations = "omit", common_schema = { id = "common/Context/1-0.json" }
       }
-    }))
-    error_message = "The document must hold the sources as set, with unset attributes left out."
+    )
+    error_message = "A source's unset attributes (and controls) must be left out of the document, not written as null."
   }
 
   assert {
