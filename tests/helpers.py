@@ -113,10 +113,10 @@ def response_json(response: dict[str, Any]) -> Any:
 
 
 def tune_retries(registry: Registry, policy: Any = None, sleep: Any = None) -> Registry:
-    """Sets the retry policy and/or sleep of the Segment client every destination posts through."""
-    client = registry.outlets.client
-    if policy is not None:
-        client.policy = policy
-    if sleep is not None:
-        client.sleep = sleep
+    """Sets the retry policy and/or sleep of the Segment clients (one for valid events, one for invalid ones)."""
+    for client in registry.outlets:
+        if policy is not None:
+            client.policy = policy
+        if sleep is not None:
+            client.sleep = sleep
     return registry

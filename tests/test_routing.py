@@ -16,15 +16,15 @@ INVALID = Verdict(TEST_EVENT, (Violation("$.properties.test_property", "type", "
 
 
 def test_segment_outlets_pass_the_inbound_key_through_or_use_the_sources_valid_key():
-    client = SegmentClient("https://api.segment.io")
-    outlets = SegmentOutlets(client)
-    assert outlets.for_source(PASS_THROUGH, "web-2") == (SegmentSource(client, "web-2"), SegmentSource(client, "invalid"))
-    assert outlets.for_source(SEPARATE, "ios-1") == (SegmentSource(client, "ios-valid"), SegmentSource(client, "ios-invalid"))
+    valid, invalid = SegmentClient("https://api.segment.io"), SegmentClient("https://api.segment.io")
+    outlets = SegmentOutlets(valid, invalid)
+    assert outlets.for_source(PASS_THROUGH, "web-2") == (SegmentSource(valid, "web-2"), SegmentSource(invalid, "invalid"))
+    assert outlets.for_source(SEPARATE, "ios-1") == (SegmentSource(valid, "ios-valid"), SegmentSource(invalid, "ios-invalid"))
 
 
 def test_consign_groups_events_by_the_key_they_were_sent_with():
     """Each group is partitioned on its own: valid events under their own key, invalid ones annotated."""
-    outlets = SegmentOutlets(SegmentClient("https://api.segment.io"))
+    outlets = SegmentOutlets(SegmentClient("https://api.segment.io"), SegmentClient("https://api.segment.io"))
     events = [track(message_id="a"), track(message_id="b"), track(message_id="c")]
     consignments = consign(outlets, PASS_THROUGH, events, ["web-1", "web-2", "web-1"], [VALID, VALID, INVALID])
     summary = [(c.valid.write_key, [e["messageId"] for e in c.valid_events], c.invalid.write_key,

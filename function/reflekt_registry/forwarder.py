@@ -78,8 +78,8 @@ class SegmentClient:
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
-        # One pool for the host, whatever the number of write keys (the key is a header, not a connection): as
-        # many connections as the Forwarder posts batches at once.
+        # One pool for the host, whatever the number of write keys (the key is a header, not a connection), with
+        # room for as many connections as the Forwarder posts batches at once.
         self.pool = pool or urllib3.PoolManager(num_pools=1, maxsize=CONCURRENT_POSTS, retries=False)
 
     def post_batch(self, write_key: str, lines: Sequence[bytes], sent_at: str | None) -> None:

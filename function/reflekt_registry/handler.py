@@ -36,7 +36,7 @@ class Registry:
     def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS) -> Registry:
         outlets: Outlets
         if settings.segment_api_host is not None:
-            outlets = SegmentOutlets(SegmentClient(settings.segment_api_host))
+            outlets = SegmentOutlets(SegmentClient(settings.segment_api_host), SegmentClient(settings.segment_api_host))
         else:
             outlets = FileOutlets(settings.events_dir)
         configuration = open_configuration(settings)

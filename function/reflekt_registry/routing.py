@@ -18,14 +18,17 @@ class Outlets(Protocol):
 
 
 class SegmentOutlets(NamedTuple):
-    """A Segment source per write key, all through one client: there is no limit on the number of keys."""
+    """A Segment source per write key, with no pool per key: there is no limit on the number of keys. Valid and
+    invalid events each have their client (and its pool) to the host, as a request posts to both at once: each
+    keeps the warm connection its first post opened, however the two posts of a cold start happen to overlap."""
 
-    client: SegmentClient
+    valid: SegmentClient
+    invalid: SegmentClient
 
     def for_source(self, source: Source, sent_with: str) -> tuple[Destination, Destination]:
         assert source.invalid_write_key is not None  # the document refuses a source without one when forwarding
-        return (SegmentSource(self.client, source.valid_key_for(sent_with)),
-                SegmentSource(self.client, source.invalid_write_key))
+        return (SegmentSource(self.valid, source.valid_key_for(sent_with)),
+                SegmentSource(self.invalid, source.invalid_write_key))
 
 
 class FileOutlets:
