@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from browser import WINDOW, chromium, needs_chromium
-from helpers import TEST_EVENT, api_event, make_registry, track
-from local_support import send, serve
+from helpers import IOS_KEY, TEST_EVENT, WEB_KEY, api_event, basic, make_registry, sources_registry, track
+from local_support import call, send, serve
 from reflekt_registry.local.inspection import RecentEvents
 
 pytestmark = needs_chromium
@@ -108,6 +108,18 @@ def test_the_page_shows_the_counts_and_each_violation_with_its_path_and_message(
                             ("$.properties.currency", "$.properties.currency must be one of ['USD', 'EUR', 'GBP']")],
     }
     assert page.one(id="connection").text.startswith("live")
+
+
+def test_with_sources_the_page_offers_each_and_names_every_events(tmp_path):
+    """The source filter lists the sources that sent events; each event says which source it came from."""
+    with serve(sources_registry(tmp_path)) as url:
+        for key, value in ((WEB_KEY, "ok"), (IOS_KEY, 3)):
+            status, _, _ = call(url + "/v1/batch", "POST", {"batch": [track(test_property=value)]}, {"Authorization": basic(key)})
+            assert status == 200
+        page = rendered(tmp_path, url)
+    assert [option.text for option in page.one(id="source-filter").all("option")] == ["any", "ios", "web"]
+    items = [item for item in page.one(id="events").all("li") if "data-id" in item.attrs]
+    assert sorted((item.one(cls="source").text, item.attrs["class"]) for item in items) == [("ios", "invalid"), ("web", "valid")]
 
 
 def test_event_content_is_shown_as_text_never_run_as_markup(url, tmp_path):
