@@ -184,7 +184,7 @@ def test_a_file_judged_as_a_source_reports_as_usual(tmp_path, capsys):
     (THREE_SOURCES, "android", "--source 'android' is not in the document: name one of web, ios, server"),
     (THREE_SOURCES, None, "--source is required: name one of web, ios, server"),
     ({"version": 1}, "web", "--source web: the document declares no sources"),
-    ({"version": 1, "controls": {"violatons": "allow"}}, None, "controls.'violatons': unknown key"),
+    ({"version": 1, "controls": {"violatons": "allow"}}, None, "controls.violatons: unknown key"),
 ], ids=["unknown-source", "no-source", "no-sources", "bad-document"])
 def test_a_bad_config_or_source_exits_2_naming_it(tmp_path, capsys, document, source, message):
     path = config_file(tmp_path, document)

@@ -81,11 +81,12 @@ def test_a_document_without_sources_holds_the_environments_source_to_its_plans_a
     ({}, "version: required; set it to 1"),
     ({"version": 2}, "version: 2 is not a known version; expected 1"),
     ({"version": True}, "version: True is not a known version; expected 1"),
-    ({"version": 1, "sourcs": {}}, "'sourcs': unknown key; expected one of version, plans, controls, sources, invalid_write_key, default_source"),
+    ({"version": 1.0}, "version: 1.0 is not a known version; expected 1"),
+    ({"version": 1, "sourcs": {}}, "sourcs: unknown key; expected one of version, plans, controls, sources, invalid_write_key, default_source"),
     ({"version": 1, "plans": "jaffle_shop"}, "plans: is a JSON string; expected an array of $id prefixes"),
     ({"version": 1, "plans": ["../etc"]}, "plans[0]: '../etc' is not a $id prefix"),
     ({"version": 1, "plans": ["a/", "a"]}, "plans[1]: 'a' is the same plan as plans[0]"),
-    ({"version": 1, "controls": {"violatons": "block"}}, "controls.'violatons': unknown key; expected one of unplanned_events"),
+    ({"version": 1, "controls": {"violatons": "block"}}, "controls.violatons: unknown key; expected one of unplanned_events"),
     ({"version": 1, "controls": {"violations": "drop"}}, "controls.violations: 'drop' is not one of block, allow, omit"),
     ({"version": 1, "controls": {"unplanned_events": True}}, "controls.unplanned_events: True is not one of block, allow"),
     ({"version": 1, "controls": {"unplanned_properties": "block"}}, "controls.unplanned_properties: 'block' is not one of allow, omit"),
@@ -113,9 +114,9 @@ def test_document_mistakes_are_refused_naming_the_key(document, message):
     ({"write_keys": ["k1", "k1"]}, "sources.web.write_keys[1]: repeats sources.web.write_keys[0]"),
     ({"valid_write_key": 1}, "sources.web.valid_write_key: expected a write key string"),
     ({"controls": {"violations": "warn"}}, "sources.web.controls.violations: 'warn' is not one of block, allow, omit"),
-    ({"controls": {"violatons": "block"}}, "sources.web.controls.'violatons': unknown key"),
+    ({"controls": {"violatons": "block"}}, "sources.web.controls.violatons: unknown key"),
     ({"plans": ["jaffle shop"]}, "sources.web.plans[0]: 'jaffle shop' is not a $id prefix"),
-    ({"writekeys": ["k1"]}, "sources.web.'writekeys': unknown key; expected one of write_keys, plans, controls, valid_write_key, invalid_write_key"),
+    ({"writekeys": ["k1"]}, "sources.web.writekeys: unknown key; expected one of write_keys, plans, controls, valid_write_key, invalid_write_key"),
 ], ids=lambda value: None if isinstance(value, str) else json.dumps(value)[:40])
 def test_source_mistakes_are_refused_naming_the_key(fields, message):
     assert refused(with_source(**fields)).startswith(message)
@@ -178,7 +179,7 @@ def test_source_names_that_differ_only_in_case_are_refused():
 def test_a_key_given_twice_in_one_object_is_refused():
     """JSON would keep the second silently, dropping the first source's definition."""
     raw = b'{"version": 1, "invalid_write_key": "i", "sources": {"web": {"write_keys": ["a"]}, "web": {"write_keys": ["b"]}}}'
-    assert refused(raw) == "'web': appears twice in one object"
+    assert refused(raw) == "web: appears twice in one object"
 
 
 @pytest.mark.parametrize("raw,message", [
@@ -234,3 +235,10 @@ def test_sources_and_the_environments_keys_together_are_refused_naming_both(vari
 def test_locally_sources_need_no_segment():
     """The local server without Segment writes files; the open local source does not clash with sources."""
     assert [s.name for s in parsed(THREE_SOURCES, env_of(local=True)).sources] == ["web", "ios", "server"]
+
+
+def test_an_odd_unknown_key_is_quoted_and_cut_short_in_the_path():
+    """A key with a newline, or 10 KB long, cannot garble the message that names it."""
+    assert refused({"version": 1, "controls": {"a\nb": 1}}).startswith("controls.'a\\nb': unknown key")
+    message = refused({"version": 1, "x" * 10_000: 1})
+    assert message.startswith("'" + "x" * 76 + "…: unknown key") and len(message) < 300

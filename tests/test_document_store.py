@@ -96,7 +96,7 @@ def test_a_bad_new_version_leaves_the_last_good_one_and_says_why(config_file, cl
     clock.advance(TTL)
     assert names(store) == ["web"]
     [refusal] = [r for r in registry_log.records if r["message"].startswith("configuration document refused")]
-    assert refusal["error"].startswith("sources.web.controls.'violatons': unknown key")
+    assert refusal["error"].startswith("sources.web.controls.violatons: unknown key")
     assert refusal["document"] == f"REGISTRY_CONFIG={str(config_file)!r}"
     clock.advance(TTL)
     assert names(store) == ["web"]

@@ -27,6 +27,9 @@ ENVIRONMENT_SOURCE = "(environment)"
 # How the environment's source is named in messages, since it has no key path in a document.
 ENVIRONMENT_VARIABLES = "VALID_SEGMENT_WRITE_KEY, INVALID_SEGMENT_WRITE_KEY and REGISTRY_WRITE_KEYS"
 
+# Keys shown bare in a key path; anything else is quoted, so a newline or a 10 KB key cannot garble a message.
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
 DOCUMENT_KEYS = ("version", "plans", "controls", "sources", "invalid_write_key", "default_source")
 SOURCE_KEYS = ("write_keys", "plans", "controls", "valid_write_key", "invalid_write_key")
 CONTROL_KEYS = ("unplanned_events", "unplanned_properties", "violations", "common_schema")
@@ -63,6 +66,7 @@ class Environment(NamedTuple):
 
 
 def environment(settings: Settings) -> Environment:
+    """The environment's source: in Lambda only when its variables are set; locally always (open without keys)."""
     described = settings.valid_write_key is not None or bool(settings.allowed_write_keys) or settings.local
     source = Source(ENVIRONMENT_SOURCE, tuple(dict.fromkeys(settings.allowed_write_keys)), Policy(),
                     settings.valid_write_key, settings.invalid_write_key) if described else None
@@ -96,7 +100,7 @@ def parse(raw: bytes, env: Environment) -> Document:
     top = _object(body, "", DOCUMENT_KEYS)
     if "version" not in top:
         raise ConfigError(f"version: required; set it to {VERSION}")
-    if top["version"] != VERSION or isinstance(top["version"], bool):
+    if type(top["version"]) is not int or top["version"] != VERSION:  # neither true nor 1.0
         raise ConfigError(f"version: {_shown(top['version'])} is not a known version; expected {VERSION}")
     policy = Policy(_plans(top.get("plans", []), "plans"), _controls(top.get("controls", {}), "controls", Controls()))
     if "sources" not in top:
@@ -187,7 +191,7 @@ def _object(value: Any, path: str, allowed: tuple[str, ...] | None) -> dict[str,
         for key in value:
             if key not in allowed:
                 prefix = f"{path}." if path else ""
-                raise ConfigError(f"{prefix}{_shown(key)}: unknown key; expected one of {', '.join(allowed)}")
+                raise ConfigError(f"{prefix}{_name(key)}: unknown key; expected one of {', '.join(allowed)}")
     return value
 
 
@@ -264,9 +268,14 @@ def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in pairs:
         if key in found:
-            raise ConfigError(f"{_shown(key)}: appears twice in one object")
+            raise ConfigError(f"{_name(key)}: appears twice in one object")
         found[key] = value
     return found
+
+
+def _name(key: str) -> str:
+    """A key as a path shows it: plain keys as they are (controls.violatons), others quoted and cut short."""
+    return key if PLAIN_KEY.fullmatch(key) else _shown(key)
 
 
 def _shown(value: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import log
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import RegistryError
 from ..handler import Registry
 from ..request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
 from .inspection import PREFIX, InspectionApi, RecentEvents, record
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(local=True, config_file=args.config)
         logger = log.configure(settings.debug)  # before the registry, which logs the document it reads
         registry = Registry.from_settings(settings)
-    except ConfigError as e:
+    except RegistryError as e:  # a bad setting or document, or a document that cannot be read
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
     server = make_server(registry, args.host, args.port)
