@@ -11,12 +11,12 @@ from .cdn_settings import settings_document
 from .config import Settings
 from .document_store import DocumentStore, Fixed, open_configuration
 from .errors import RegistryError
-from .forwarder import Forwarder, SegmentClient
+from .forwarder import Forwarder
 from .metrics import NO_METRICS, EmfMetrics, Metrics
 from .request import ApiGatewayEvent
 from .responses import ACCEPTED, PREFLIGHT, Response, error_response
 from .routes import Action
-from .routing import FileOutlets, Outlets, SegmentOutlets
+from .routing import Outlets, open_outlets
 from .schemas import open_store
 from .validator import Validator
 
@@ -34,14 +34,9 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS) -> Registry:
-        outlets: Outlets
-        if settings.segment_api_host is not None:
-            outlets = SegmentOutlets(SegmentClient(settings.segment_api_host), SegmentClient(settings.segment_api_host))
-        else:
-            outlets = FileOutlets(settings.events_dir)
         configuration = open_configuration(settings)
         store = open_store(settings.schemas, settings.schema_cache_ttl)
-        return cls(configuration, Validator(store), Forwarder(), outlets, metrics)
+        return cls(configuration, Validator(store), Forwarder(), open_outlets(settings), metrics)
 
     def handle(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         event = ApiGatewayEvent(raw_event)

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from .config import Settings
 from .document import ENVIRONMENT_SOURCE, Source
 from .forwarder import Consignment, Destination, JsonlFile, SegmentClient, SegmentSource
 from .validator import Verdict, partition
@@ -47,6 +48,13 @@ class FileOutlets:
     def _file(self, path: Path) -> JsonlFile:
         with self._lock:
             return self._files.setdefault(path, JsonlFile(path))
+
+
+def open_outlets(settings: Settings) -> SegmentOutlets | FileOutlets:
+    """Segment at the settings' host; locally without one, files under the events folder."""
+    if settings.segment_api_host is None:
+        return FileOutlets(settings.events_dir)
+    return SegmentOutlets(SegmentClient(settings.segment_api_host), SegmentClient(settings.segment_api_host))
 
 
 def consign(outlets: Outlets, source: Source, events: list[dict[str, Any]], sent_with: list[str],
