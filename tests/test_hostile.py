@@ -11,10 +11,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
