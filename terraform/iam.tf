@@ -28,6 +28,14 @@ data "aws_iam_policy_document" "lambda" {
     resources = ["${local.bucket_arn}/${var.schema_prefix}*"]
   }
 
+  # The index of schema names publish writes (registry/index.json), which spares the Lambda a listing per TTL.
+  statement {
+    sid       = "ReadSchemaIndex"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/registry/index.json"]
+  }
+
   dynamic "statement" {
     for_each = local.config_enabled ? [var.config_key] : []
 

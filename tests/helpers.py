@@ -14,6 +14,7 @@ from reflekt_registry.handler import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_SCHEMAS = REPO / "examples" / "reflekt-project" / "schemas"
+TRACKING_PLAN_SCHEMAS = REPO / "examples" / "tracking-plan" / "schemas"
 EVENTS = Path(__file__).resolve().parent / "events"
 TEST_EVENT = "segment/demo/Test_Event/1-0.json"
 VALID_KEY = "valid-source-key"
@@ -107,15 +108,20 @@ THREE_SOURCES = {
 }
 
 
+def config_file(folder: Path, document: Any) -> Path:
+    """`document` written as folder/config.json: a configuration document for REGISTRY_CONFIG or --config."""
+    path = folder / "config.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
 def sources_registry(config_dir: Path, segment_url: str | None = None, document: dict[str, Any] = THREE_SOURCES,
                      **env: str) -> Registry:
     """A registry as `./dev serve --config FILE` builds it, forwarding to a fake Segment when its URL is given."""
-    path = config_dir / "config.json"
-    path.write_text(json.dumps(document))
     environ = {"SCHEMA_DIR": str(EXAMPLE_SCHEMAS), "EVENTS_DIR": str(config_dir / "events"), **env}
     if segment_url:
         environ["SEGMENT_API_HOST"] = segment_url
-    return Registry.from_settings(Settings.from_env(environ, local=True, config_file=str(path)))
+    return Registry.from_settings(Settings.from_env(environ, local=True, config_file=str(config_file(config_dir, document))))
 
 
 def load_captures(name: str) -> list[dict[str, Any]]:

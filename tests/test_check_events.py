@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, THREE_SOURCES, track
+from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, config_file, track
 from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.tools.check_events import (EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main,
                                                  source_policy)
@@ -158,12 +158,6 @@ def test_the_documented_command_reads_stdin(tmp_path):
     assert "  line 1: $.properties.test_property must be string" in result.stdout
 
 
-def config_file(tmp_path: Path, document: object = THREE_SOURCES) -> Path:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(document))
-    return path
-
-
 def test_source_policy_is_the_plans_and_controls_the_registry_holds_that_source_to(tmp_path):
     """--config and --source give check-events the same Policy the registry gives that source's events."""
     document = {**THREE_SOURCES, "controls": {"violations": "allow"}}
@@ -175,7 +169,7 @@ def test_source_policy_is_the_plans_and_controls_the_registry_holds_that_source_
 
 def test_a_file_judged_as_a_source_reports_as_usual(tmp_path, capsys):
     code, out, _ = run(capsys, jsonl(tmp_path, track(test_property="x")), "--schemas", EXAMPLE_SCHEMAS,
-                       "--config", config_file(tmp_path), "--source", "web")
+                       "--config", config_file(tmp_path, THREE_SOURCES), "--source", "web")
     assert code == EXIT_VALID
     assert out.splitlines()[-1] == "1 events: 1 valid, 0 invalid"
 
@@ -199,3 +193,34 @@ def test_source_without_config_is_a_usage_error(tmp_path, capsys):
         main([str(jsonl(tmp_path, track())), "--schemas", str(EXAMPLE_SCHEMAS), "--source", "web"])
     assert excinfo.value.code == 2
     assert "--source needs --config" in capsys.readouterr().err
+
+
+def order(version: int | None = None, **properties: object) -> dict:
+    event = {"type": "track", "event": "Order Completed", "userId": "u1", "properties": properties}
+    if version is not None:
+        event["context"] = {"protocols": {"event_version": version}}
+    return event
+
+
+def test_events_without_schema_ids_are_judged_by_name_as_the_registry_judges_them(tmp_path, capsys):
+    """The same resolution as the registry: by name and event_version, unplanned events under their own row."""
+    events = jsonl(tmp_path, order(order_id="o1", revenue=1), order(2, order_id="o2", total=1, currency="USD"),
+                   order(2, order_id="o3", revenue=1), {"type": "track", "event": "Order Shipped", "properties": {}})
+    code, out, _ = run(capsys, events, "--schemas", TRACKING_PLAN_SCHEMAS, "--plan", "acme")
+    assert code == EXIT_INVALID
+    rows = [line.split() for line in out.splitlines()]
+    assert ["(unplanned)", "0", "1"] in rows
+    assert ["acme/Order_Completed/1-1.json", "1", "0"] in rows and ["acme/Order_Completed/2-0.json", "1", "1"] in rows
+    assert "  line 4: no schema named 'Order Shipped' in the plans acme/" in out
+
+
+def test_a_plan_without_the_name_makes_it_unplanned(tmp_path, capsys):
+    code, out, _ = run(capsys, jsonl(tmp_path, order(order_id="o1", revenue=1)), "--schemas", TRACKING_PLAN_SCHEMAS, "--plan", "other/")
+    assert code == EXIT_INVALID and "(unplanned)" in out
+
+
+def test_batch_level_context_names_the_version_as_in_the_registry(tmp_path, capsys):
+    """analytics.js can put context in the envelope; the registry merges it into each event, and so does the check."""
+    envelope = {"batch": [order(order_id="o1", total=1, currency="USD")], "context": {"protocols": {"event_version": 2}}}
+    code, out, _ = run(capsys, jsonl(tmp_path, envelope), "--schemas", TRACKING_PLAN_SCHEMAS)
+    assert code == EXIT_VALID and ["acme/Order_Completed/2-0.json", "1", "0"] in [line.split() for line in out.splitlines()]

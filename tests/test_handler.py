@@ -7,8 +7,8 @@ import json
 import pytest
 
 from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, SERVER_KEY, SHARED_INVALID_KEY,
-                     TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, foreign_hosts, load_captures, make_registry,
-                     response_json, sources_registry, track, tune_retries)
+                     TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, config_file, foreign_hosts, load_captures,
+                     make_registry, response_json, sources_registry, track, tune_retries)
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local.server import to_api_gateway_event
 
@@ -82,7 +82,8 @@ class TestOriginalProbeTable:
     def test_9_valid_then_missing_schema_id_is_annotated(self, registry, segment):
         send(registry, [track(test_property="x"), track(schema_id=None)])
         [invalid] = segment.events(INVALID_KEY)
-        assert invalid["properties"]["validation_errors"] == ["$.properties.schema_id is missing: name the $id of the event's schema"]
+        # Found by its name, Test Event's schema (which declares schema_id, as the original registry's did) judges it.
+        assert invalid["properties"]["validation_errors"] == ["$.properties must contain ['schema_id', 'test_property'] properties"]
 
 
 @pytest.mark.parametrize(
@@ -353,3 +354,17 @@ class TestSources:
                  for path in sorted((tmp_path / "events").rglob("*.jsonl"))}
         assert files == {"ios/invalid.jsonl": ["ios-invalid"], "ios/valid.jsonl": ["ios-valid"],
                          "web/invalid.jsonl": ["web-invalid"], "web/valid.jsonl": ["web-valid"]}
+
+
+def test_the_registry_judges_every_event_under_its_policy(segment, tmp_path):
+    """The handler hands the source's Policy to every verdict: here unplanned events and allowed violations reach the
+    valid source, annotated, and the plan chooses among same-named schemas."""
+    document = {"version": 1, "plans": ["jaffle_shop/"], "controls": {"unplanned_events": "allow", "violations": "allow"}}
+    registry = make_registry(segment.url, REGISTRY_CONFIG=str(config_file(tmp_path, document)))
+    identify = {"type": "identify", "userId": "u1", "messageId": "i", "traits": {"email": "nope"}}
+    unplanned = {"type": "track", "event": "Not Planned", "userId": "u1", "messageId": "u", "properties": {}}
+    assert response_json(send(registry, [identify, unplanned])) == OK
+    forwarded = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(VALID_KEY)}
+    assert forwarded["u"] == {"schemaId": None, "violations": [], "unplanned": True}
+    assert forwarded["i"]["schemaId"] == "jaffle_shop/Identify/1-0.json" and forwarded["i"]["allowed"] is True
+    assert segment.events(INVALID_KEY) == []

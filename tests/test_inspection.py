@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import IOS_KEY, TEST_EVENT, VALID_KEY, WEB_KEY, basic, make_registry, sources_registry, track
+from helpers import (IOS_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, basic, config_file, make_registry,
+                     sources_registry, track)
 from local_support import call, get, send, serve
 from reflekt_registry.document import ENVIRONMENT_SOURCE
 from reflekt_registry.forwarder import MAX_EVENT_BYTES
@@ -46,7 +47,7 @@ def test_an_invalid_event_is_listed_with_its_outcome_violations_and_payload(url)
     assert send(url, track(test_property="ok", message_id="m-valid"), track(test_property=3, message_id="m-invalid")) == 200
     [seen] = get(url, "/registry/events?status=invalid")["events"]
     assert set(seen) == {"id", "forwarded_at", "status", "source", "type", "event", "schema_id", "message_id",
-                         "violations", "payload"}
+                         "violations", "payload", "plan", "unplanned", "omitted"}
     assert {name: seen[name] for name in ("status", "source", "type", "event", "schema_id", "message_id", "violations")} == {
         "status": "invalid", "source": ENVIRONMENT_SOURCE, "type": "track", "event": "Test Event", "schema_id": TEST_EVENT, "message_id": "m-invalid",
         "violations": [{"path": "$.properties.test_property", "keyword": "type", "message": "$.properties.test_property must be string"}],
@@ -188,3 +189,26 @@ def test_events_and_summary_are_grouped_by_source(tmp_path):
         assert summary["sources"]["ios"]["schemas"] == {TEST_EVENT: {"valid": 1, "invalid": 1}}
         assert sorted(message_ids(url, "?source=ios")) == ["i1", "i2"]
         assert [seen["source"] for seen in get(url, "/registry/events?status=invalid")["events"]] == ["ios"]
+
+
+@pytest.fixture
+def plan_url(tmp_path):
+    """The local server over the example tracking plan, letting unplanned events and omitting unplanned properties."""
+    document = {"version": 1, "plans": ["acme/"], "controls": {"unplanned_events": "allow", "unplanned_properties": "omit"}}
+    registry = make_registry(schema_dir=TRACKING_PLAN_SCHEMAS, EVENTS_DIR=str(tmp_path),
+                             REGISTRY_CONFIG=str(config_file(tmp_path, document)))
+    with serve(registry) as base_url:
+        yield base_url
+
+
+def test_events_judged_by_name_show_their_plan_and_what_was_unplanned_or_omitted(plan_url):
+    send(plan_url, {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "o1",
+                    "properties": {"order_id": "o1", "revenue": 1, "secret": "s"}},
+         {"type": "track", "event": "Order Shipped", "userId": "u1", "messageId": "s1", "properties": {}},
+         alias("a1"))
+    seen = {event["message_id"]: event for event in get(plan_url, "/registry/events")["events"]}
+    assert (seen["o1"]["plan"], seen["o1"]["omitted"], seen["o1"]["unplanned"]) == ("acme/", ["secret"], False)
+    assert (seen["s1"]["status"], seen["s1"]["unplanned"], seen["s1"]["plan"]) == ("valid", True, None)
+    assert message_ids(plan_url, "?plan=acme/") == ["o1"]
+    assert message_ids(plan_url, "?schema_id=(unplanned)") == ["s1"]
+    assert get(plan_url, "/registry/summary")["schemas"]["(unplanned)"] == {"valid": 1, "invalid": 0}

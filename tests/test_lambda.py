@@ -10,7 +10,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, SERVER_KEY, SHARED_INVALID_KEY,
-                     TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, response_json, track)
+                     TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, api_event, response_json, track)
 from reflekt_registry import handler
 from reflekt_registry.errors import ConfigError
 from s3_support import BUCKET, create_bucket_with_schemas, lambda_env
@@ -200,3 +200,29 @@ def test_sources_and_the_key_variables_together_are_refused(deployed_with_source
     monkeypatch.setenv("REGISTRY_WRITE_KEYS", CLIENT_KEY)
     with pytest.raises(ConfigError, match="the document declares sources and the environment sets"):
         invoke(api_event({"batch": []}))
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["publish-with-index", "aws-s3-sync"])
+def test_a_tracking_plan_in_s3_judges_events_by_name(deployed, segment, published):
+    """The tracking plan example in the bucket, uploaded by publish (with its index) or by `aws s3 sync` (without):
+    events that name no schema are judged by name and version all the same."""
+    from reflekt_registry.tools.publish import check_file, find_schemas, upload, write_index
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        files = [check_file(path, TRACKING_PLAN_SCHEMAS) for path in find_schemas(TRACKING_PLAN_SCHEMAS)]
+        upload(files, BUCKET, "schemas/")
+        if published:
+            write_index(files, BUCKET, "schemas/")
+        invoke = deployed()
+        v2 = {"protocols": {"event_version": 2}}
+        post(invoke,
+             {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v1", "properties": {"order_id": "o", "revenue": 1}},
+             {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v2", "context": v2,
+              "properties": {"order_id": "o", "revenue": 1}},
+             {"type": "track", "event": "Order Shipped", "userId": "u1", "messageId": "unplanned", "properties": {}})
+    [valid] = segment.events(VALID_KEY)
+    assert (valid["messageId"], valid["context"]["reflekt"]["schemaId"]) == ("v1", "acme/Order_Completed/1-1.json")
+    invalid = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(INVALID_KEY)}
+    assert invalid["v2"]["schemaId"] == "acme/Order_Completed/2-0.json" and invalid["unplanned"]["unplanned"] is True

@@ -1,7 +1,8 @@
 """A stand-in for the boto3 S3 client that S3Source calls: objects in a dict, and planned faults.
 
-Only get_object is served, with the answers S3Source relies on: the body and ETag, 304 for a matching
-IfNoneMatch, 404 NoSuchKey. Planned faults are raised one call at a time, as botocore would raise them.
+get_object and list_objects_v2 are served, with the answers S3Source relies on: the body and ETag, 304 for a
+matching IfNoneMatch, 404 NoSuchKey; keys under a prefix in key order, 1,000 a page with a continuation token.
+Planned faults are raised one call at a time, whichever call comes next, as botocore would raise them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 ENDPOINT = "https://s3.us-east-1.amazonaws.com"
+
+
+# S3's page size for ListObjectsV2.
+MAX_KEYS = 1000
 
 
 def client_error(status: int, code: str) -> ClientError:
@@ -49,12 +54,24 @@ class FakeS3:
     def faults_left(self) -> int:
         return len(self._faults)
 
-    def get_object(self, **request: Any) -> dict[str, Any]:
+    def _call(self, request: dict[str, Any]) -> None:
         with self._lock:
             self.calls.append(request)
             fault = self._faults.pop(0) if self._faults else None
         if fault:
             raise fault()
+
+    def list_objects_v2(self, **request: Any) -> dict[str, Any]:
+        self._call(request)
+        keys = sorted(key for key in self.objects if key.startswith(request.get("Prefix", "")))
+        start = int(request.get("ContinuationToken", "0"))
+        page = keys[start:start + MAX_KEYS]
+        truncated = start + MAX_KEYS < len(keys)
+        return {"Contents": [{"Key": key} for key in page], "KeyCount": len(page), "IsTruncated": truncated,
+                **({"NextContinuationToken": str(start + MAX_KEYS)} if truncated else {})}
+
+    def get_object(self, **request: Any) -> dict[str, Any]:
+        self._call(request)
         key = request["Key"]
         if key not in self.objects:
             raise client_error(404, "NoSuchKey")
