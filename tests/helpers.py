@@ -6,6 +6,7 @@ import base64
 import gzip as gzip_module
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,47 @@ THREE_SOURCES = {
         "server": {"write_keys": [SERVER_KEY]},
     },
 }
+
+
+# Three sources held to plans and controls of their own, over both example projects (BOTH_PROJECTS): web and iOS
+# follow the acme/ tracking plan, iOS letting violations through; the server has no plan, so "Order Completed" is
+# ambiguous for it (acme/ and jaffle_shop/ both have one), and it lets unplanned events through.
+OWN_PLANS_AND_CONTROLS = {
+    "version": 1,
+    "invalid_write_key": SHARED_INVALID_KEY,
+    "sources": {
+        "web": {"write_keys": [WEB_KEY], "plans": ["acme/"]},
+        "ios": {"write_keys": [IOS_KEY], "plans": ["acme/"], "controls": {"violations": "allow"},
+                "valid_write_key": IOS_VALID_KEY, "invalid_write_key": IOS_INVALID_KEY},
+        "server": {"write_keys": [SERVER_KEY], "controls": {"unplanned_events": "allow"}},
+    },
+}
+
+
+def judged_by_source(prefix: str) -> list[dict[str, Any]]:
+    """Three events each source of OWN_PLANS_AND_CONTROLS judges its own way: one found by its name, one breaking
+    its schema, one that no plan has."""
+    return [{"type": "track", "event": "Order Completed", "userId": "u1", "messageId": f"{prefix}-named",
+             "properties": {"order_id": "o1", "revenue": 1}},
+            track(test_property=1, message_id=f"{prefix}-bad"),
+            {"type": "track", "event": "Not Planned", "userId": "u1", "messageId": f"{prefix}-unplanned", "properties": {}}]
+
+
+# Where judged_by_source's events land, by destination key.
+JUDGED_BY_SOURCE = {
+    WEB_KEY: ["web-named"],
+    IOS_VALID_KEY: ["ios-bad", "ios-named"],  # violations allowed
+    IOS_INVALID_KEY: ["ios-unplanned"],
+    SERVER_KEY: ["server-unplanned"],  # unplanned events allowed
+    SHARED_INVALID_KEY: ["server-bad", "server-named", "web-bad", "web-unplanned"],  # server-named: ambiguous
+}
+
+
+def both_projects(folder: Path) -> Path:
+    """The example Reflekt project and the example tracking plan in one schemas folder."""
+    for project in (EXAMPLE_SCHEMAS, TRACKING_PLAN_SCHEMAS):
+        shutil.copytree(project, folder, dirs_exist_ok=True)
+    return folder
 
 
 def config_file(folder: Path, document: Any) -> Path:

@@ -13,7 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, config_file, track
+from helpers import (EXAMPLE_SCHEMAS, OWN_PLANS_AND_CONTROLS, REPO, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS,
+                     both_projects, config_file, judged_by_source, track)
 from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.tools.check_events import (EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main,
                                                  source_policy)
@@ -165,6 +166,27 @@ def test_source_policy_is_the_plans_and_controls_the_registry_holds_that_source_
     assert source_policy(path, "ios") == Policy(("jaffle_shop/",), Controls(violations="allow"))
     assert source_policy(path, "server") == Policy((), Controls(violations="allow"))
     assert source_policy(config_file(tmp_path, {"version": 1, "plans": ["segment/demo"]}), None) == Policy(("segment/demo/",))
+
+
+@pytest.mark.parametrize("source,counts", [
+    ("web", "3 events: 1 valid, 2 invalid"),
+    ("ios", "3 events: 2 valid, 1 invalid"),  # violations allowed
+    ("server", "3 events: 1 valid, 2 invalid"),  # unplanned allowed; Order Completed ambiguous
+])
+def test_a_file_is_judged_as_the_named_source_would_judge_it(tmp_path, capsys, source, counts):
+    """The same captured file, as each source: the registry's verdicts for that source, by its plans and controls."""
+    schemas = both_projects(tmp_path / "schemas")
+    events = jsonl(tmp_path, {"batch": judged_by_source(source)})
+    result, out, _ = run(capsys, events, "--schemas", schemas, "--config", config_file(tmp_path, OWN_PLANS_AND_CONTROLS),
+                         "--source", source)
+    assert (result, out.splitlines()[-1]) == (EXIT_INVALID, counts)
+
+
+def test_plans_come_from_the_document_or_from_plan_not_both(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(jsonl(tmp_path, track())), "--schemas", str(EXAMPLE_SCHEMAS), "--plan", "acme/",
+              "--config", str(config_file(tmp_path, THREE_SOURCES)), "--source", "web"])
+    assert "--plan and --config both name plans" in capsys.readouterr().err
 
 
 def test_a_file_judged_as_a_source_reports_as_usual(tmp_path, capsys):

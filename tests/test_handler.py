@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, SERVER_KEY, SHARED_INVALID_KEY,
-                     TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, config_file, foreign_hosts, load_captures,
-                     make_registry, response_json, sources_registry, track, tune_retries)
+from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, JUDGED_BY_SOURCE, OWN_PLANS_AND_CONTROLS,
+                     SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, both_projects, config_file,
+                     foreign_hosts, judged_by_source, load_captures, make_registry, response_json, sources_registry, track,
+                     tune_retries)
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local.server import to_api_gateway_event
 
@@ -308,6 +309,17 @@ class TestSources:
             IOS_INVALID_KEY: ["ios-invalid"],
             SHARED_INVALID_KEY: ["server-invalid", "web-invalid"],
         }
+
+    def test_each_source_is_judged_by_its_own_plan_and_controls(self, tmp_path, segment):
+        registry = sources_registry(tmp_path, segment.url, OWN_PLANS_AND_CONTROLS,
+                                    SCHEMA_DIR=str(both_projects(tmp_path / "schemas")))
+        for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+            assert response_json(send(registry, judged_by_source(prefix), write_key=key)) == OK
+        assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == JUDGED_BY_SOURCE
+        allowed = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(IOS_VALID_KEY)}
+        assert allowed["ios-bad"]["allowed"] is True and allowed["ios-named"]["schemaId"] == "acme/Order_Completed/1-1.json"
+        ambiguous = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(SHARED_INVALID_KEY)}
+        assert [v["keyword"] for v in ambiguous["server-named"]["violations"]] == ["ambiguous"]
 
     def test_a_request_with_keys_of_two_sources_is_refused_and_forwards_nothing(self, three, segment):
         event = {**track(test_property="ok"), "writeKey": IOS_KEY}

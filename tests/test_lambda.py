@@ -9,10 +9,12 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, SERVER_KEY, SHARED_INVALID_KEY,
-                     TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, api_event, response_json, track)
+from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, JUDGED_BY_SOURCE,
+                     OWN_PLANS_AND_CONTROLS, SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES,
+                     TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, api_event, judged_by_source, response_json, track)
 from reflekt_registry import handler
 from reflekt_registry.errors import ConfigError
+from reflekt_registry.tools.publish import check_file, find_schemas, upload
 from s3_support import BUCKET, create_bucket_with_schemas, lambda_env
 
 
@@ -154,6 +156,14 @@ def test_three_sources_land_in_their_own_segment_sources(deployed_with_sources, 
         WEB_KEY: ["web-valid"], IOS_VALID_KEY: ["ios-valid"], SERVER_KEY: ["server-valid"],
         IOS_INVALID_KEY: ["ios-invalid"], SHARED_INVALID_KEY: ["server-invalid", "web-invalid"]}
     assert post_as(invoke, CLIENT_KEY, track(test_property="ok"))["statusCode"] == 401
+
+
+def test_each_source_is_judged_by_its_own_plan_and_controls(deployed_with_sources, segment):
+    upload([check_file(path, TRACKING_PLAN_SCHEMAS) for path in find_schemas(TRACKING_PLAN_SCHEMAS)], BUCKET, "schemas/")
+    invoke = deployed_with_sources(OWN_PLANS_AND_CONTROLS)
+    for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+        assert response_json(post_as(invoke, key, *judged_by_source(prefix))) == {"success": True}
+    assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == JUDGED_BY_SOURCE
 
 
 def test_a_new_document_takes_effect_within_the_ttl_and_a_bad_one_is_ignored(deployed_with_sources, s3, segment):
