@@ -14,7 +14,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from fakes.segment import FakeSegment
 from helpers import CLIENT_KEY, VALID_KEY, api_event, track
@@ -139,17 +138,6 @@ def lambda_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", RUNTIME_BOTO3],
                    check=True, timeout=BUILD_TIMEOUT_SECONDS)
     return python
-
-
-@pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_the_handler_runs_from_the_zip_next_to_only_boto3(
