@@ -206,9 +206,9 @@ class Forwarder:
             for destination, encoded in ((consignment.valid, valid_lines), (consignment.invalid, invalid_lines)):
                 if encoded:
                     lines.setdefault(destination, []).extend(encoded)
-        self._send([(destination, batch) for destination, encoded in lines.items() for batch in pack(encoded)], sent_at)
+        self._post_all([(destination, batch) for destination, encoded in lines.items() for batch in pack(encoded)], sent_at)
 
-    def _send(self, jobs: list[tuple[Destination, list[bytes]]], sent_at: str | None) -> None:
+    def _post_all(self, jobs: list[tuple[Destination, list[bytes]]], sent_at: str | None) -> None:
         """Posts every batch; raises the first DeliveryError once all have been tried."""
         if len(jobs) <= 1:  # the common case needs no thread hand-off
             for destination, batch in jobs:
