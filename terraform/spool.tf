@@ -16,10 +16,11 @@ resource "aws_cloudwatch_event_rule" "replay" {
       error_message = "spool_prefix (\"${var.spool_prefix}\") and schema_prefix (\"${var.schema_prefix}\") overlap: spooled events would mix with schemas, and the Lambda could write where it only reads."
     }
 
-    # registry/ holds the schema index the Lambda reads: write access to the spool must not reach it.
+    # The schema index and the configuration document decide how events are judged and where they go: write access
+    # to the spool must not reach them.
     precondition {
-      condition     = !startswith("registry/index.json", var.spool_prefix)
-      error_message = "spool_prefix (\"${var.spool_prefix}\") covers registry/index.json, the schema index: choose a prefix such as \"spool/\" or \"registry/spool/\"."
+      condition     = !startswith("registry/index.json", var.spool_prefix) && !startswith(var.config_key, var.spool_prefix)
+      error_message = "spool_prefix (\"${var.spool_prefix}\") covers registry/index.json (the schema index) or config_key (\"${var.config_key}\", the configuration document): choose a prefix such as \"spool/\"."
     }
   }
 }

@@ -26,8 +26,9 @@ from fakes.delivery import Ledger, arrivals, check
 from fakes.s3 import FAULTS as S3_FAULTS
 from fakes.s3 import FakeS3
 from fakes.segment import FakeSegment
-from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, make_registry, response_json,
-                     track, tune_retries, unusable_folder)
+from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, IOS_KEY, JUDGED_BY_SOURCE, OWN_PLANS_AND_CONTROLS, SERVER_KEY,
+                     TEST_EVENT, VALID_KEY, WEB_KEY, api_event, both_projects, judged_by_source, make_registry, response_json,
+                     sources_registry, track, tune_retries, unusable_folder)
 from local_support import serve
 from reflekt_registry.config import S3Location, Settings
 from reflekt_registry.forwarder import RetryPolicy
@@ -483,3 +484,17 @@ def test_s3_failing_as_well_gives_503_and_the_retry_lands_once(segment):
     assert response_json(responses[0]) == RETRY
     outcome = check(ledger, segment)
     assert (outcome.accepted, outcome.duplicates) == (8, 0)
+
+
+def test_with_many_sources_each_spooled_batch_is_replayed_to_its_own_destination_key(tmp_path, segment):
+    """Three sources (pass-through, own keys, a shared invalid key) while Segment refuses everything: every request
+    is accepted, each batch is spooled under the key it was bound for, and the drain delivers each there, once."""
+    registry = sources_registry(tmp_path, segment.url, OWN_PLANS_AND_CONTROLS, SCHEMA_DIR=str(both_projects(tmp_path / "schemas")))
+    registry.replay.sleep = lambda seconds: None
+    segment.down(DRAIN_DEADLINE_SECONDS)
+    for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+        assert registry.handle(api_event({"batch": judged_by_source(prefix)}, write_key=key))["statusCode"] == 200
+    assert segment.received == []
+    segment.recover()
+    assert drain_all(registry)[0]["replayed"] == sum(len(ids) for ids in JUDGED_BY_SOURCE.values())
+    assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == JUDGED_BY_SOURCE

@@ -63,10 +63,9 @@ def emf_lines(captured: str) -> list[dict]:
 
 def metrics_registry(segment_url: str, timer=time.perf_counter, **env: str) -> Registry:
     """A registry with EMF switched on, as lambda_handler builds it, but reading the example schemas from a folder."""
-    local = make_registry(segment_url, **env)
-    metrics = EmfMetrics("registry-test", timer=timer)
-    local.forwarder.spool.metrics = metrics
-    return Registry(local.allowlist, local.validator, local.forwarder, metrics, replay=local.replay)
+    registry = make_registry(segment_url, **env)
+    registry.metrics = registry.spool.metrics = EmfMetrics("registry-test", timer=timer)
+    return registry
 
 
 def order(valid: bool = True) -> dict:

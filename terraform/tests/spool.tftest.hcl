@@ -97,6 +97,17 @@ run "spool_prefix_must_not_cover_the_schema_index" {
   expect_failures = [aws_cloudwatch_event_rule.replay]
 }
 
+run "spool_prefix_must_not_cover_the_configuration_document" {
+  command = plan
+
+  variables {
+    spool_prefix = "settings/"
+    config_key   = "settings/config.json"
+  }
+
+  expect_failures = [aws_cloudwatch_event_rule.replay]
+}
+
 run "spool_prefix_is_validated" {
   command = plan
 
