@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from ..errors import BadRequestError, MethodNotAllowedError, NotFoundError, RegistryError
 from ..forwarder import Destination, Forwarder
-from ..metrics import NO_SCHEMA_ID
+from ..metrics import listed_under
 from ..plans import plan_of
 from ..request import ApiGatewayEvent
 from ..responses import PREFLIGHT, Response, error_response
@@ -30,8 +30,6 @@ VALID, INVALID = "valid", "invalid"
 STATUSES = (VALID, INVALID)
 PREFIX = "/registry"
 FILTERS = ("status", "schema_id", "event", "type", "plan")
-# Where unplanned track events are counted and filtered: they have no schema id.
-UNPLANNED = "(unplanned)"
 PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 HTML = "text/html; charset=utf-8"
 
@@ -70,7 +68,7 @@ class SeenEvent:
 
     @property
     def schema_key(self) -> str:
-        return self.schema_id or (UNPLANNED if self.unplanned else NO_SCHEMA_ID)
+        return listed_under(self.schema_id, self.unplanned)
 
 
 class RecentEvents:
