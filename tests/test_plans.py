@@ -29,7 +29,7 @@ def resolve(name, version=None, plans=("shop/",), index=INDEX):
 # -- versions ------------------------------------------------------------------------------------------------------
 
 def test_event_version_names_the_major_and_gets_its_latest_minor():
-    assert resolve("Order Completed", 1) == Resolution("shop/Order_Completed/1-1.json", "shop/", "1-1", NAMED_MAJOR)
+    assert resolve("Order Completed", 1) == Resolution("shop/Order_Completed/1-1.json", NAMED_MAJOR)
     assert resolve("Order Completed", 2).schema_id == "shop/Order_Completed/2-0.json"
 
 
@@ -48,7 +48,7 @@ def test_event_version_names_the_major_and_gets_its_latest_minor():
 ], ids=repr)
 def test_a_missing_junk_or_unknown_version_means_the_oldest_major(version, why):
     """As in Protocols: anything but an integer naming an existing MAJOR gets the oldest MAJOR, and says why."""
-    assert resolve("Order Completed", version) == Resolution("shop/Order_Completed/1-1.json", "shop/", "1-1", why)
+    assert resolve("Order Completed", version) == Resolution("shop/Order_Completed/1-1.json", why)
 
 
 @pytest.mark.parametrize("event,expected", [
@@ -103,7 +103,7 @@ def test_a_10_kb_name_is_unplanned_and_quoted_briefly():
 
 def test_a_name_at_the_limit_still_matches():
     name = "N" * MAX_EVENT_NAME_CHARS
-    assert resolve(name, index=SchemaIndex([IndexEntry(f"shop/{name}/1-0.json", name)])).version == "1-0"
+    assert resolve(name, index=SchemaIndex([IndexEntry(f"shop/{name}/1-0.json", name)])).schema_id == f"shop/{name}/1-0.json"
 
 
 def test_unicode_names_from_self_name_match():
