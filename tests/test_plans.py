@@ -175,6 +175,13 @@ def test_an_unusable_index_document_says_why(document, problem):
         read_index_document(json.dumps(document).encode(), "schemas/")
 
 
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"\xff", b"{"], ids=["nested-deeply", "not-utf-8", "cut-short"])
+def test_an_index_that_is_not_json_says_so_as_a_value_error(body):
+    """The store falls back to listing the schemas on a ValueError; anything else would fail every request."""
+    with pytest.raises(ValueError):
+        read_index_document(body, "schemas/")
+
+
 def test_name_key_reads_underscores_as_spaces_and_unicode_as_nfc():
     assert name_key("Order_Completed") == name_key("Order Completed")
     assert name_key(unicodedata.normalize("NFD", "é")) == "é"

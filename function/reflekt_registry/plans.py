@@ -107,7 +107,10 @@ def index_document(entries: Iterable[IndexEntry], prefix: str) -> bytes:
 
 def read_index_document(body: bytes, prefix: str) -> list[IndexEntry]:
     """The entries of an index document; ValueError says why it cannot be used for schemas under `prefix`."""
-    document = json.loads(body)
+    try:
+        document = json.loads(body)
+    except RecursionError:  # the parser's own limit on nesting: not JSON the index format can be
+        raise ValueError("it is nested too deeply to be an index") from None
     if not isinstance(document, dict) or document.get("format") != INDEX_FORMAT:
         raise ValueError(f"not an index of format {INDEX_FORMAT}")
     if document.get("prefix") != prefix:
