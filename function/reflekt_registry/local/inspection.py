@@ -21,7 +21,7 @@ from ..metrics import listed_under
 from ..plans import plan_of
 from ..request import ApiGatewayEvent
 from ..responses import PREFLIGHT, Response, error_response
-from ..validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
+from ..validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD, data_of
 
 # Enough for a CI run or an afternoon of clicking through an app, and bounded: at Segment's 32 KB per event
 # the store never holds more than about 32 MB. Counts in the summary are not bounded by it.
@@ -60,7 +60,7 @@ class SeenEvent:
         if isinstance(annotation, dict):
             schema_id, violations = annotation["schemaId"], annotation["violations"]
         else:
-            payload = event.get(VALIDATED_FIELD.get(event["type"], ""))
+            payload = data_of(event)[0] if event["type"] in VALIDATED_FIELD else None  # where the registry read it
             schema_id, violations, annotation = payload.get(SCHEMA_ID_FIELD) if isinstance(payload, dict) else None, [], {}
         return cls(id, forwarded_at, status, event["type"], event.get("event") or event.get("name"), schema_id,
                    event.get("messageId"), violations, event, plan_of(schema_id) if isinstance(schema_id, str) else None,
