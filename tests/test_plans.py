@@ -80,8 +80,9 @@ def test_a_name_outside_the_plans_is_unplanned():
     assert found == Unresolved("unplanned", "no schema named 'Order Completed' in the plans segment/")
 
 
-@pytest.mark.parametrize("name", ["Order Completed", "Order_Completed", unicodedata.normalize("NFD", "Order Completed")])
-def test_spaces_and_underscores_and_unicode_forms_match(name):
+@pytest.mark.parametrize("name", ["Order Completed", "Order_Completed"])
+def test_spaces_and_underscores_match(name):
+    """(Unicode forms: test_unicode_names_from_self_name_match; an ASCII name has only one.)"""
     assert resolve(name).schema_id == "shop/Order_Completed/1-1.json"
 
 
