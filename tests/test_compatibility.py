@@ -282,6 +282,9 @@ def test_same_validation_sees_only_annotations():
     named = obj({"description": {"type": "string"}})
     assert strip_annotations(named)["properties"] == {"description": {"type": "string"}}
     assert not same_validation(named, obj({}))
+    # $schema's spelling is an annotation; the draft it names is not.
+    assert same_validation({**BASE, "$schema": DRAFT_07}, {**BASE, "$schema": "https://json-schema.org/draft-07/schema"})
+    assert not same_validation({**BASE, "$schema": DRAFT_07}, {**BASE, "$schema": "http://json-schema.org/draft-06/schema#"})
 
 
 # ---- properties -------------------------------------------------------------------------------------------------

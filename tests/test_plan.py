@@ -129,6 +129,18 @@ def test_an_annotation_only_edit_goes_through():
     assert [(e.status, e.note) for e in result.entries] == [(CHANGED, "annotations only")]
 
 
+def test_changing_the_draft_of_a_published_version_is_not_an_annotation_edit():
+    """A draft-06 schema ignores if/then/else; the same keywords under draft-07 start rejecting events."""
+    def published(draft: str) -> bytes:
+        document = json.loads(schema("1-0", closed=False, **{"if": {"required": ["coupon"]},
+                                                             "then": {"required": ["discount"]}}))
+        return json.dumps({**document, "$schema": f"http://json-schema.org/{draft}/schema#"}).encode()
+
+    result = plan({sid("1-0"): published("draft-07")}, {sid("1-0"): published("draft-06")})
+    assert statuses(result) == {sid("1-0"): REFUSED}
+    assert "$schema draft-06 → draft-07" in problems(result, "1-0")
+
+
 def test_an_unchanged_schema_is_left_alone():
     result = plan({sid("1-0"): schema("1-0")}, {sid("1-0"): schema("1-0")})
     assert statuses(result) == {sid("1-0"): UNCHANGED} and not result.uploads

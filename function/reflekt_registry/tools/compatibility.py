@@ -76,8 +76,9 @@ def check(old: Any, new: Any, *, next_major: str = "a new MAJOR",
 
 
 def same_validation(old: Any, new: Any) -> bool:
-    """Whether two schemas differ at most in annotations (descriptions, titles, examples, Reflekt's self block)."""
-    return _canonical(strip_annotations(old)) == _canonical(strip_annotations(new))
+    """Whether two schemas differ at most in annotations (descriptions, titles, examples, Reflekt's self block).
+    `$schema` is stripped as an annotation, but the draft it names is not one: draft-06 ignores if/then/else."""
+    return _dialect(old) == _dialect(new) and _canonical(strip_annotations(old)) == _canonical(strip_annotations(new))
 
 
 def strip_annotations(schema: Any) -> Any:
