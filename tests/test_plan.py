@@ -141,6 +141,16 @@ def test_changing_the_draft_of_a_published_version_is_not_an_annotation_edit():
     assert "$schema draft-06 → draft-07" in problems(result, "1-0")
 
 
+@pytest.mark.parametrize("published", [b"[]", b'"x"', b"null", b"not json", b'{"properties": []}',
+                                       b'{"patternProperties": {"(": {}}}'],
+                         ids=["array", "string", "null", "not-json", "properties-not-an-object", "broken-regex"])
+def test_a_bucket_copy_the_registry_cannot_use_is_refused_as_unprovable_not_a_crash(published):
+    """The bucket may hold what `aws s3 sync` or a hand put there; compared with it, publish says so."""
+    result = plan({sid("1-1"): schema("1-1")}, {sid("1-0"): published})
+    assert statuses(result) == {sid("1-0"): BUCKET_ONLY, sid("1-1"): REFUSED}
+    assert f"the bucket's copy of {sid('1-0')} is not a schema the registry can use" in problems(result, "1-1")
+
+
 def test_an_unchanged_schema_is_left_alone():
     result = plan({sid("1-0"): schema("1-0")}, {sid("1-0"): schema("1-0")})
     assert statuses(result) == {sid("1-0"): UNCHANGED} and not result.uploads
@@ -191,8 +201,3 @@ def test_prune_refuses_ids_it_cannot_delete(target, message):
     result = plan({sid("1-0"): schema("1-0"), sid("1-1"): schema("1-1")}, bucket, prune=[target])
     [entry] = result.refused
     assert entry.schema_id == target and entry.problems == (message,)
-
-
-def test_a_bucket_copy_that_is_not_json_cannot_be_compared():
-    result = plan({sid("1-1"): schema("1-1")}, {sid("1-0"): b"{oops"})
-    assert "the bucket's copy is not JSON" in problems(result, "1-1")
