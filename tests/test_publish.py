@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
 from reflekt_registry.plans import INDEX_KEY, read_index_document
-from reflekt_registry.tools.plan import plan
+from reflekt_registry.tools.publish_plan import plan
 from reflekt_registry.tools.publish import FORCED_METADATA_KEY, find_schemas, main
 from s3_support import BUCKET
 

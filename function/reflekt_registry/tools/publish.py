@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from ..config import DEFAULT_SCHEMA_PREFIX
 from ..plans import INDEX_KEY, entry_from_document, entry_from_path, index_document
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
-from .plan import STATUSES, Plan, plan
+from .publish_plan import STATUSES, Plan, plan
 
 # S3 keeps user metadata in HTTP headers: printable ASCII, 2 KB for all of an object's metadata together.
 MAX_FORCE_REASON_LENGTH = 1024

@@ -20,7 +20,9 @@ from typing import Any, NamedTuple
 from ..schemas import UnusableSchema, compile_schema
 from .compatibility import check, same_validation
 
-# Reflekt's versions are MODEL-ADDITION, written MAJOR-MINOR, and the file is named after the version.
+# Reflekt's versions are MODEL-ADDITION, written MAJOR-MINOR, and the file is named after the version. Unlike
+# plans.VERSION_FILE (what the registry looks up), MAJOR 0 is read here, so that 0-1.json hears that a family
+# starts at 1-0 rather than that its name is no version.
 VERSION_FILE = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.json")
 
 NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE = "new", "changed", "unchanged", "refused", "bucket only", "prune"

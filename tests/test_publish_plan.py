@@ -1,4 +1,4 @@
-"""`plan`: what a publish would do, from the project's and the bucket's schemas alone."""
+"""`publish_plan`: what a publish would do, from the project's and the bucket's schemas alone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reflekt_registry.tools.plan import BUCKET_ONLY, CHANGED, NEW, PRUNE, REFUSED, UNCHANGED, plan, version_of
+from reflekt_registry.tools.publish_plan import BUCKET_ONLY, CHANGED, NEW, PRUNE, REFUSED, UNCHANGED, plan, version_of
 
 FAMILY = "shop/Order_Completed"
 
@@ -70,13 +70,14 @@ def test_a_minor_that_requires_a_new_property_is_refused_with_path_rule_and_fix(
 
 @pytest.mark.parametrize(("files", "blamed", "message"), [
     ({"1-1": {}}, "1-1", "a family starts at 1-0, not 1-1"),
+    ({"0-1": {}}, "0-1", "a family starts at 1-0, not 0-1"),
     ({"1-0": {}, "1-2": {}}, "1-2", "1-2 cannot follow 1-0: versions have no gaps, so 1-1 or 2-0 comes next"),
     ({"1-0": {}, "3-0": {}}, "3-0", "3-0 cannot follow 1-0"),
     ({"1-0": {"self": {"vendor": "v", "name": "Order Completed", "version": "1-1"}}}, "1-0",
      "self.version is '1-1' but the file is 1-0.json; they must agree"),
     ({"1-0": {"self": {"vendor": "v", "name": "Order Placed", "version": "1-0"}}}, "1-0",
      "self.name is 'Order Placed' but the folder is 'Order_Completed'"),
-], ids=["starts-above-1-0", "minor-gap", "major-gap", "self-version", "self-name"])
+], ids=["starts-above-1-0", "starts-at-major-0", "minor-gap", "major-gap", "self-version", "self-name"])
 def test_sequencing(files, blamed, message):
     project = {sid(v): schema(v, **top) for v, top in files.items()}
     result = plan(project)
