@@ -186,6 +186,13 @@ def _force_reason(text: str) -> str:
     return text
 
 
+def _schema_prefix(text: str) -> str:
+    if not text.endswith("/") or text.startswith("/") or INDEX_KEY.startswith(text):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a folder of the bucket, ending in / (e.g. schemas/), "
+                                         f"that does not hold the index {INDEX_KEY}")
+    return text
+
+
 def write_index(files: list[SchemaFile], bucket: str, prefix: str, s3: Any = None) -> int:
     """Writes the index of schema names the registry looks events up in, for every schema now under the prefix:
     the project's files by their self.name, others only the bucket has (an earlier `aws s3 sync`, a version the
@@ -212,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("schemas_dir", type=Path, help="a Reflekt project's schemas/ folder")
     parser.add_argument("--bucket", default=os.environ.get("REGISTRY_BUCKET"), help="default: $REGISTRY_BUCKET")
-    parser.add_argument("--prefix", default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
+    parser.add_argument("--prefix", type=_schema_prefix, default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help="only check; upload nothing. Compares with the bucket when one is named, else offline")
