@@ -1,4 +1,5 @@
-"""Checks a Reflekt project's schemas and uploads them to the registry's bucket, all or nothing.
+"""Checks a Reflekt project's schemas and uploads them to the registry's bucket with the index of their names;
+nothing is uploaded unless every one passes (--prune deletes the ids it names).
 
 Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform.
 Every schema must be usable, follow Reflekt's versioning, leave published versions as they are, and accept every
@@ -9,7 +10,8 @@ event the earlier MINORs of its MAJOR accept, in the project and in the bucket:
     python -m reflekt_registry.tools.publish path/to/project/schemas --check   # offline: the project alone
 
 Exit status: 0 when the publish can go (or went) ahead, 1 when a schema is bad or refused (nothing is uploaded),
-2 when the bucket cannot be read or written, or changed while publishing.
+2 when the bucket cannot be read or written, or changed while publishing (the message says how many schemas were
+written before it: the writes are one request each, so a failure part-way leaves the ones before it).
 """
 
 from __future__ import annotations
