@@ -615,6 +615,12 @@ def test_a_missing_or_malformed_common_schema_is_a_violation_naming_it(plan, com
     assert repr(common_id) in verdict.violations[0].message
 
 
+def test_an_unusable_common_schema_leaves_the_events_own_schema_known(plan):
+    """Metrics count events by their own schema: a misconfigured common schema must not fold them all into one."""
+    verdict = plan.check(signed_up(plan="pro"), with_controls(common_schema="common/Nope/1-0.json"))
+    assert verdict.blocked and verdict.schema_id == "shop/Signed_Up/1-1.json" and verdict.schema_known
+
+
 def test_an_unplanned_track_without_schema_id_is_one_violation(plan):
     """What the original registry called a missing schema_id: the event's name finds no schema."""
     for properties in ({"n": 1}, {"schema_id": None, "n": 1}):

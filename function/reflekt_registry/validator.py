@@ -25,6 +25,8 @@ LEGACY_ERRORS_FIELD = "validation_errors"
 ANNOTATION_KEY = "reflekt"
 # The keyword of the violation for a schema id that names no usable schema.
 UNUSABLE_SCHEMA = "schema"
+# Where the common schema's violations are: it judges the whole event (its own schema's are deeper, or at the name).
+WHOLE_EVENT = "$"
 # Keywords of the registry's own findings about an event's name (Protocols calls the first Unplanned-Event).
 UNPLANNED, AMBIGUOUS = "unplanned", "ambiguous"
 
@@ -60,8 +62,10 @@ class Verdict(NamedTuple):
 
     @property
     def schema_known(self) -> bool:
-        """Whether it was judged against a usable schema; a client can invent any number of ids that name none."""
-        return self.schema_id is not None and all(v.keyword != UNUSABLE_SCHEMA for v in self.violations)
+        """Whether it was judged against a usable schema; a client can invent any number of ids that name none.
+        An unusable common schema says nothing about the event's own."""
+        return self.schema_id is not None and all(v.keyword != UNUSABLE_SCHEMA or v.path == WHOLE_EVENT
+                                                  for v in self.violations)
 
 
 class Validator:
@@ -109,9 +113,9 @@ class Validator:
         schema = self.store.get(common_id) if is_valid_schema_id(common_id) else UnusableSchema(
             common_id, f"{common_id!r} is not a schema path like 'plan/Common/1-0.json'")
         if isinstance(schema, CompiledSchema):
-            violations = _run(schema, without_omitted(event, verdict), "$")
+            violations = _run(schema, without_omitted(event, verdict), WHOLE_EVENT)
         else:
-            violations = (Violation("$", UNUSABLE_SCHEMA, f"the common schema is unusable: {schema.reason}"),)
+            violations = (Violation(WHOLE_EVENT, UNUSABLE_SCHEMA, f"the common schema is unusable: {schema.reason}"),)
         if not violations:
             return verdict
         return verdict._replace(violations=verdict.violations + violations,
