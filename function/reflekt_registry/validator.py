@@ -144,10 +144,10 @@ def _unresolved(found: Unresolved, call_type: str, name_path: str, controls: Con
 def _judge_data(schema: CompiledSchema, payload: dict[str, Any], where: str, controls: Controls) -> Verdict:
     """Validates the data under the controls: what is omitted first, and whether violations block."""
     data = payload
-    if SCHEMA_ID_FIELD in data and SCHEMA_ID_FIELD not in schema.declared:
+    if SCHEMA_ID_FIELD in data and schema.declared is not None and SCHEMA_ID_FIELD not in schema.declared:
         data = _without(data, (SCHEMA_ID_FIELD,))  # routing metadata, not data: judged only by schemas that declare it
     omitted: tuple[str, ...] = ()
-    if controls.unplanned_properties == "omit":
+    if controls.unplanned_properties == "omit" and schema.declared is not None:
         omitted = tuple(name for name in data if name not in schema.declared)
         data = _without(data, omitted)
     violations = _run(schema, data, where)
