@@ -69,3 +69,46 @@ resource "aws_cloudwatch_metric_alarm" "forward_latency" {
 
   tags = var.tags
 }
+
+resource "aws_cloudwatch_metric_alarm" "spool_age" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name        = "${var.name}-spool-age"
+  alarm_description = "Events ${var.name} spooled have waited over ${var.spool_age_alarm_seconds} s for Segment, or the replay has stopped running"
+  namespace         = "ReflektRegistry"
+  metric_name       = "SpoolAge"
+  dimensions        = { FunctionName = aws_lambda_function.this.function_name }
+  statistic         = "Maximum"
+  # Every drain, once a minute, reports the age (0 when the spool is empty).
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.spool_age_alarm_seconds
+  # Silence means no drain ran or it could not read the spool: the events in it are not being replayed.
+  treat_missing_data = "breaching"
+  alarm_actions      = var.alarm_actions
+  ok_actions         = var.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "spool_rejected" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name          = "${var.name}-spool-rejected"
+  alarm_description   = "Segment refused spooled events from ${var.name}; they are set aside under ${var.spool_prefix}rejected/ and will not be retried"
+  namespace           = "ReflektRegistry"
+  metric_name         = "RejectedEvents"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}

@@ -61,6 +61,27 @@ data "aws_iam_policy_document" "lambda" {
     }
   }
 
+  # The spool: write what Segment did not take, read, list and delete it when replaying, and hold the drain lock.
+  statement {
+    sid       = "UseSpool"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${local.bucket_arn}/${var.spool_prefix}*"]
+  }
+
+  statement {
+    sid       = "ListSpool"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.spool_prefix}*"]
+    }
+  }
+
   # lambda.tf creates the log group (with a retention), so the function needs no logs:CreateLogGroup.
   statement {
     sid       = "WriteOwnLogs"
@@ -71,7 +92,7 @@ data "aws_iam_policy_document" "lambda" {
 }
 
 resource "aws_iam_role_policy" "lambda" {
-  name   = "${var.name}-schemas-and-logs"
+  name   = "${var.name}-schemas-spool-and-logs"
   role   = aws_iam_role.lambda.id
   policy = data.aws_iam_policy_document.lambda.json
 }

@@ -35,6 +35,7 @@ resource "aws_lambda_function" "this" {
         REGISTRY_BUCKET          = local.bucket_name
         REGISTRY_BUCKET_REGION   = local.bucket_region
         SCHEMA_PREFIX            = var.schema_prefix
+        SPOOL_PREFIX             = var.spool_prefix
         SEGMENT_API_HOST         = var.segment_api_host
         SCHEMA_CACHE_TTL_SECONDS = tostring(var.schema_cache_ttl_seconds)
         DEBUG                    = tostring(var.debug)

@@ -8,7 +8,6 @@ resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_18:Access logs would need a second bucket; the schemas are published by Terraform and read only by the Lambda role
   #checkov:skip=CKV_AWS_144:Schemas are rebuilt from the Reflekt project in git; cross-region replication adds cost, not recovery
   #checkov:skip=CKV_AWS_145:SSE-S3 is used so etag equals the file's MD5 and unchanged schemas are not re-uploaded; SSE-KMS would also need kms:Decrypt for the Lambda
-  #checkov:skip=CKV2_AWS_61:Schemas are a few KB each; noncurrent versions are the rollback history and are kept
   #checkov:skip=CKV2_AWS_62:Nothing reacts to schema uploads; the Lambda re-reads schemas when its cache TTL expires
   bucket        = var.bucket_name
   bucket_prefix = var.bucket_name == null ? "${var.name}-" : null

@@ -54,6 +54,28 @@ variable "schema_prefix" {
   }
 }
 
+variable "spool_prefix" {
+  description = "Key prefix in the same bucket where events Segment did not take wait for the replay. The Lambda may write, read and delete only below it"
+  type        = string
+  default     = "spool/"
+
+  validation {
+    condition     = endswith(var.spool_prefix, "/") && !startswith(var.spool_prefix, "/") && length(var.spool_prefix) > 1
+    error_message = "spool_prefix must be a non-empty key prefix that ends with \"/\" and does not start with one, such as \"spool/\"."
+  }
+}
+
+variable "spool_rejected_days" {
+  description = "Days a spooled batch that Segment refused (set aside under <spool_prefix>rejected/ for inspection) is kept before it expires. It holds personal data"
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.spool_rejected_days >= 1 && floor(var.spool_rejected_days) == var.spool_rejected_days
+    error_message = "spool_rejected_days must be a whole number of days, 1 or more."
+  }
+}
+
 ################################################################################
 # Schemas
 ################################################################################
@@ -470,7 +492,7 @@ variable "route53_zone_id" {
 ################################################################################
 
 variable "create_alarms" {
-  description = "Whether to create CloudWatch alarms on the share of invalid events and on forwarding latency"
+  description = "Whether to create CloudWatch alarms on the share of invalid events, forwarding latency, the spool's age and batches Segment refused"
   type        = bool
   default     = true
 }
@@ -497,4 +519,16 @@ variable "forward_latency_alarm_ms" {
   type        = number
   # Half the forwarder's 6 s retry budget: Segment is retrying or slow well before clients see 503s.
   default = 3000
+}
+
+variable "spool_age_alarm_seconds" {
+  description = "Alarm when the oldest spooled event has waited longer than this many seconds for Segment, or when the replay stops reporting"
+  type        = number
+  # Fifteen one-minute drains: Segment has been refusing events for a quarter of an hour, or the replay is stuck.
+  default = 900
+
+  validation {
+    condition     = var.spool_age_alarm_seconds >= 60
+    error_message = "spool_age_alarm_seconds must be at least 60: the spool is drained once a minute, so younger objects are normal."
+  }
 }

@@ -7,6 +7,7 @@ import gzip as gzip_module
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +86,26 @@ def track(schema_id: str | None = TEST_EVENT, message_id: str | None = None, **p
     return event
 
 
+# Spool folders of registries whose test named none: one each, so no test drains another's; removed at exit.
+_SPOOL_DIRS: list[tempfile.TemporaryDirectory[str]] = []
+
+
 def make_registry(segment_url: str | None = None, schema_dir: Path = EXAMPLE_SCHEMAS, **env: str) -> Registry:
-    """A registry as the local server builds it, forwarding to a fake Segment when its URL is given."""
+    """A registry as the local server builds it, forwarding to a fake Segment when its URL is given (with a
+    spool folder of its own unless SPOOL_DIR is given)."""
     environ = {"SCHEMA_DIR": str(schema_dir), **env}
     if segment_url:
         environ.update(SEGMENT_API_HOST=segment_url, VALID_SEGMENT_WRITE_KEY=VALID_KEY, INVALID_SEGMENT_WRITE_KEY=INVALID_KEY)
+        if "SPOOL_DIR" not in environ:
+            _SPOOL_DIRS.append(tempfile.TemporaryDirectory(prefix="reflekt-spool-"))
+            environ["SPOOL_DIR"] = _SPOOL_DIRS[-1].name
     return Registry.from_settings(Settings.from_env(environ, local=True))
+
+
+def unusable_folder(tmp_path: Path) -> str:
+    """A SPOOL_DIR nothing can be written to: its parent is a file."""
+    (tmp_path / "not-a-folder").write_text("")
+    return str(tmp_path / "not-a-folder" / "spool")
 
 
 # Three apps behind one registry, as README shows them: web passes its own key through, iOS has a separate valid

@@ -16,6 +16,13 @@ def create_bucket_with_schemas(s3: Any) -> None:
     upload([check_file(path, EXAMPLE_SCHEMAS) for path in find_schemas(EXAMPLE_SCHEMAS)], BUCKET, PREFIX)
 
 
+def remove_bucket(s3: Any) -> None:
+    """Empties and deletes the bucket: every request to it then fails with NoSuchBucket."""
+    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", ()):
+        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
+    s3.delete_bucket(Bucket=BUCKET)
+
+
 def lambda_env(segment_url: str, **extra: str) -> dict[str, str]:
     """The environment Terraform gives the Lambda."""
     from helpers import CLIENT_KEY, INVALID_KEY, VALID_KEY

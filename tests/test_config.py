@@ -41,6 +41,8 @@ def test_complete_lambda_environment():
         allowed_write_keys=("client-key",),
         schema_cache_ttl=60.0,
         events_dir=Path(".registry"),
+        spool=S3Location("reflekt-schemas", None, "spool/"),
+        spool_drain_interval=10.0,
         debug=False,
     )
 
@@ -68,6 +70,35 @@ def test_local_defaults_to_the_example_schemas_and_jsonl_output():
     assert settings.schemas == EXAMPLE_SCHEMAS.resolve()
     assert (settings.forwards_to_segment, settings.valid_write_key, settings.invalid_write_key) == (False, None, None)
     assert (settings.events_dir, settings.allowed_write_keys) == (Path(".registry"), ())
+
+
+def test_the_lambda_spools_under_its_own_prefix_of_the_registry_bucket():
+    """SPOOL_PREFIX moves the spool within the bucket (and its region); it must end in '/' and stay apart from the schemas."""
+    settings = Settings.from_env(lambda_env(REGISTRY_BUCKET_REGION="eu-west-1", SPOOL_PREFIX="registry/spool/"))
+    assert settings.spool == S3Location("reflekt-schemas", "eu-west-1", "registry/spool/")
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"SPOOL_PREFIX": "spool"}, "SPOOL_PREFIX='spool' must end with '/'"),
+        ({"SPOOL_PREFIX": "schemas/spool/"}, "SPOOL_PREFIX='schemas/spool/' overlaps SCHEMA_PREFIX='schemas/'"),
+        ({"SCHEMA_PREFIX": "spool/schemas/"}, "SPOOL_PREFIX='spool/' overlaps SCHEMA_PREFIX='spool/schemas/'"),
+    ],
+    ids=["no-slash", "inside-schemas", "around-schemas"],
+)
+def test_a_bad_spool_prefix_is_refused_naming_it(changes, message):
+    assert config_error(lambda_env(**changes)).startswith(message)
+
+
+def test_locally_the_spool_is_a_folder_only_when_forwarding_to_segment(tmp_path):
+    """JSONL output never refuses events, so it has no spool; forwarding does, under EVENTS_DIR unless SPOOL_DIR says."""
+    keys = {"VALID_SEGMENT_WRITE_KEY": "v", "INVALID_SEGMENT_WRITE_KEY": "i"}
+    assert Settings.from_env({}, local=True).spool is None
+    assert Settings.from_env({**keys, "EVENTS_DIR": str(tmp_path)}, local=True).spool == tmp_path / "spool"
+    settings = Settings.from_env({**keys, "SPOOL_DIR": str(tmp_path / "elsewhere"), "SPOOL_DRAIN_INTERVAL_SECONDS": "2"}, local=True)
+    assert (settings.spool, settings.spool_drain_interval) == (tmp_path / "elsewhere", 2.0)
+    assert "SPOOL_DRAIN_INTERVAL_SECONDS='soon'" in config_error({**keys, "SPOOL_DRAIN_INTERVAL_SECONDS": "soon"}, local=True)
 
 
 @pytest.mark.parametrize(

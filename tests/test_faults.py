@@ -2,28 +2,40 @@
 
 For each: what the client is told, what reaches each Segment source, and the proof (fakes.delivery.check) that
 nothing accepted was lost: every event the client was told was accepted arrived at the right source, once per
-send, or the client was told to retry.
+send, or the client was told to retry. Segment's faults are run twice: with the spool working (a fault the
+registry cannot ride out is spooled, answered 200 and replayed by the drain) and with the spool down as well
+(the client is told 503 and retries, as before there was a spool).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
+from segment.analytics import Client
 
-from fakes.delivery import Ledger, check
+from fakes.delivery import Ledger, arrivals, check
 from fakes.s3 import FAULTS as S3_FAULTS
 from fakes.s3 import FakeS3
 from fakes.segment import FakeSegment
-from helpers import (EXAMPLE_SCHEMAS, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, make_registry, response_json, track,
-                     tune_retries)
-from reflekt_registry.config import S3Location
+from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, IOS_KEY, JUDGED_BY_SOURCE, OWN_PLANS_AND_CONTROLS, SERVER_KEY,
+                     TEST_EVENT, VALID_KEY, WEB_KEY, api_event, both_projects, judged_by_source, make_registry, response_json,
+                     sources_registry, track, tune_retries, unusable_folder)
+from local_support import serve
+from reflekt_registry.config import S3Location, Settings
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.handler import Registry
+from reflekt_registry.local.server import background_drain
 from reflekt_registry.schemas import S3Source, SchemaStore
+from s3_support import create_bucket_with_schemas, lambda_env, remove_bucket
 
 BUCKET = "schemas-bucket"
 PREFIX = "schemas/"
@@ -33,6 +45,10 @@ RETRY = {"success": False, "code": "service_unavailable", "message": "a dependen
 ATTEMPTS = 4
 # Enough for a client to get through every planned fault; a real SDK retries for hours.
 CLIENT_TRIES = 8
+# Drains until the spool is empty: each planned fault left over fails at most one drain.
+DRAIN_ROUNDS = 2 * ATTEMPTS + 2
+# What a drain may take here: far more than the test needs, since the drain stops once the spool is empty.
+DRAIN_SECONDS = 60.0
 
 
 def policy(read_timeout: float = 2.0) -> RetryPolicy:
@@ -41,8 +57,28 @@ def policy(read_timeout: float = 2.0) -> RetryPolicy:
                        backoff_max=0.001, jitter=0.0)
 
 
-def fast_registry(segment: FakeSegment, read_timeout: float = 2.0) -> Registry:
-    return tune_retries(make_registry(segment.url), policy(read_timeout), sleep=lambda seconds: None)
+def fast_registry(segment: FakeSegment, read_timeout: float = 2.0, spool_dir: str | None = None) -> Registry:
+    registry = make_registry(segment.url, **({"SPOOL_DIR": spool_dir} if spool_dir else {}))
+    registry.replay.sleep = lambda seconds: None
+    return tune_retries(registry, policy(read_timeout), sleep=lambda seconds: None)
+
+
+def drain_all(registry: Registry) -> list[dict[str, Any]]:
+    """Runs the drain, as the schedule would every minute, until nothing is left; its reports."""
+    reports = [registry.drain(DRAIN_SECONDS)]
+    while reports[-1]["objects_left"] and len(reports) < DRAIN_ROUNDS:
+        reports.append(registry.drain(DRAIN_SECONDS))
+    assert reports[-1]["objects_left"] == 0, reports
+    return reports
+
+
+@pytest.fixture(params=["spooling", "spool-down"])
+def spool_dir(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    return str(tmp_path / "spool") if request.param == "spooling" else unusable_folder(tmp_path)
+
+
+def spooling(spool_dir: str) -> bool:
+    return "not-a-folder" not in spool_dir
 
 
 def mixed_batch(tag: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -79,6 +115,7 @@ class SegmentFault:
     persistent_status: int = 503  # what the client is told while the fault outlasts the registry's attempts
     retry_after: str | None = None  # passed on to the client with the 503
     duplicates: bool = False  # Segment may keep a batch the registry gave up on, so the retry duplicates it
+    poison: bool = False  # Segment refuses the batch as such: once spooled, the drain sets it aside
 
 
 RETRY_AT = "Wed, 21 Oct 2065 07:28:00 GMT"  # Retry-After as an HTTP date, far enough ahead to outlast any run
@@ -90,7 +127,7 @@ SEGMENT_FAULTS = {
     "429-retry-after-1s": SegmentFault(lambda s, n: s.fail(n, 429, retry_after="1"), retry_after="1"),
     "429-retry-after-30s": SegmentFault(lambda s, n: s.fail(n, 429, retry_after="30"), absorbed=False, retry_after="30"),
     "429-retry-after-date": SegmentFault(lambda s, n: s.fail(n, 429, retry_after=RETRY_AT), absorbed=False, retry_after=RETRY_AT),
-    "400-refused": SegmentFault(lambda s, n: s.fail(n, 400), absorbed=False),
+    "400-refused": SegmentFault(lambda s, n: s.fail(n, 400), absorbed=False, poison=True),
     "hang": SegmentFault(lambda s, n: s.hang(n, seconds=1.0), read_timeout=0.2),
     "close": SegmentFault(lambda s, n: s.close(n)),
     "slow-within-timeout": SegmentFault(lambda s, n: s.slow(n, seconds=0.2), read_timeout=10.0, persistent_status=200),
@@ -98,49 +135,69 @@ SEGMENT_FAULTS = {
 }
 
 
+def assert_told_to_retry(response: dict[str, Any], fault: SegmentFault) -> None:
+    assert response["statusCode"] == 503
+    assert response_json(response) == RETRY
+    assert response["headers"].get("retry-after") == fault.retry_after
+
+
+def registry_attempts(fault: SegmentFault) -> int:
+    """Copies one send may leave at Segment: each of the registry's attempts, and the replay of what it spooled."""
+    return ATTEMPTS + 1 if fault.duplicates else 1
+
+
 @pytest.mark.parametrize("fault", SEGMENT_FAULTS.values(), ids=SEGMENT_FAULTS.keys())
-def test_a_single_segment_fault(segment, fault):
-    """One fault: ridden out by the registry (200) or, when Segment says to wait or refuses, a 503 the client retries."""
-    registry = fast_registry(segment, fault.read_timeout)
+def test_a_single_segment_fault(segment, fault, spool_dir):
+    """One fault: ridden out by the registry (200); when Segment says to wait or refuses, spooled (200) and replayed,
+    or with the spool down, a 503 the client retries."""
+    registry = fast_registry(segment, fault.read_timeout, spool_dir)
     fault.plan(segment, 1)
     events, expected = mixed_batch("once")
     ledger = Ledger()
     responses = send_until_accepted(registry, events, expected, ledger)
-    first = responses[0]
-    assert first["statusCode"] == (200 if fault.absorbed else 503)
-    if not fault.absorbed:
-        assert response_json(first) == RETRY
-        assert first["headers"].get("retry-after") == fault.retry_after
+    if fault.absorbed or spooling(spool_dir):
+        assert responses[0]["statusCode"] == 200
+    else:
+        assert_told_to_retry(responses[0], fault)
     assert responses[-1]["statusCode"] == 200
-    outcome = check(ledger, segment, registry_attempts=ATTEMPTS if fault.duplicates else 1)
+    drain_all(registry)
+    outcome = check(ledger, segment, registry_attempts=registry_attempts(fault))
     assert outcome.accepted == len(events)
     if fault.absorbed and not fault.duplicates:
         assert outcome.duplicates == 0
 
 
 @pytest.mark.parametrize("fault", SEGMENT_FAULTS.values(), ids=SEGMENT_FAULTS.keys())
-def test_a_lasting_segment_fault(segment, fault):
-    """A fault outlasting every attempt: 503 (with Segment's Retry-After), nothing half-delivered, then the retry lands once."""
-    registry = fast_registry(segment, fault.read_timeout)
+def test_a_lasting_segment_fault(segment, fault, spool_dir):
+    """A fault outlasting every attempt: spooled (200) and replayed once Segment is back, or with the spool down a 503
+    (with Segment's Retry-After); nothing half-delivered, and each event lands once."""
+    registry = fast_registry(segment, fault.read_timeout, spool_dir)
     fault.plan(segment, 2 * ATTEMPTS)
     events, expected = mixed_batch("lasting")
     ledger = Ledger()
     responses = send_until_accepted(registry, events, expected, ledger)
-    first = responses[0]
-    assert first["statusCode"] == fault.persistent_status
-    if fault.persistent_status == 503:
-        assert response_json(first) == RETRY
-        assert first["headers"].get("retry-after") == fault.retry_after
+    if fault.persistent_status == 503 and not spooling(spool_dir):
+        assert_told_to_retry(responses[0], fault)
+    else:
+        assert responses[0]["statusCode"] == 200
     assert responses[-1]["statusCode"] == 200
-    outcome = check(ledger, segment, registry_attempts=ATTEMPTS if fault.duplicates else 1)
+    reports = drain_all(registry)
+    if fault.poison and spooling(spool_dir):
+        # Segment refused both batches for what they are: the drain sets them aside, counted, instead of retrying forever.
+        assert sum(report["rejected"] for report in reports) == len(events) and segment.received == []
+        rejected = b"".join(path.read_bytes() for path in (Path(spool_dir) / "rejected").iterdir())
+        assert all(f'"messageId":"{message_id}"'.encode() in rejected for message_id in expected)
+        return
+    outcome = check(ledger, segment, registry_attempts=registry_attempts(fault))
     assert outcome.accepted == len(events)
     if not fault.duplicates:
-        assert outcome.duplicates == 0  # a 503 is all or nothing: both sources failed, so the retry is the first copy
+        assert outcome.duplicates == 0  # all or nothing, then replayed (or retried) once
 
 
-def test_one_source_failing_means_a_retry_that_duplicates_only_what_segment_dedupes(segment):
-    """Valid source accepted, invalid refused: the client is told 503 and its retry re-sends both, which messageId covers."""
-    registry = fast_registry(segment)
+def test_one_source_failing_means_a_retry_that_duplicates_only_what_segment_dedupes(segment, tmp_path):
+    """Spool down, valid source accepted, invalid refused: the client is told 503 and its retry re-sends both, which
+    messageId covers."""
+    registry = fast_registry(segment, spool_dir=unusable_folder(tmp_path))
     events, expected = mixed_batch("half")
     invalid_only = [e for e in events if expected[e["messageId"]] == INVALID_KEY]
     valid_only = [e for e in events if expected[e["messageId"]] == VALID_KEY]
@@ -323,3 +380,121 @@ def test_a_fixed_schema_takes_over_from_an_unusable_one(segment, s3):
     assert segment.message_ids(INVALID_KEY) == ["while-broken"]
     assert segment.message_ids(VALID_KEY) == ["after-fix"]
 
+
+
+# -- Segment down for a while: real SDK clients, the spool and the drain ---------------------------------------------
+
+OUTAGE_SECONDS = 1.0
+SDK_CLIENTS = 3
+SDK_EVENTS = 40
+# Between two events of one client, so the clients keep sending through the outage and after it.
+SEND_INTERVAL_SECONDS = 0.04
+DRAIN_INTERVAL_SECONDS = 0.2
+# Only stops a stuck drain from hanging the suite; the drain empties the spool in well under a second.
+DRAIN_DEADLINE_SECONDS = 60.0
+
+
+def sdk_plan(client: int) -> list[tuple[str, dict[str, Any], str]]:
+    """(call, arguments, the source it belongs at) for one client: tracks, a fifth of them invalid, and identifies."""
+    plan = []
+    for i in range(SDK_EVENTS):
+        message_id = f"outage-{client}-{i:02d}"
+        if i % 6 == 0:
+            traits = {"schema_id": IDENTIFY, "email": "a@b.co"}
+            plan.append(("identify", {"user_id": f"u{i}", "traits": traits, "message_id": message_id}, VALID_KEY))
+        else:
+            properties = {"schema_id": TEST_EVENT, "test_property": "ok" if i % 5 else i}
+            plan.append(("track", {"user_id": f"u{i}", "event": "Test Event", "properties": properties, "message_id": message_id},
+                         VALID_KEY if i % 5 else INVALID_KEY))
+    return plan
+
+
+def impatient_client(url: str, client: int, gave_up: list[str]) -> None:
+    """analytics-python that never retries: a batch not answered 200 is dropped at once (its ids noted)."""
+    sdk = Client(CLIENT_KEY, host=url, max_retries=0, upload_size=5, upload_interval=0.05, gzip=client == 1,
+                 on_error=lambda error, batch: gave_up.extend(m["messageId"] for m in batch))
+    for call, arguments, _ in sdk_plan(client):
+        getattr(sdk, call)(**arguments)
+        time.sleep(SEND_INTERVAL_SECONDS)
+    sdk.flush()
+    sdk.shutdown()
+
+
+def run_outage(registry: Registry, segment: FakeSegment) -> list[str]:
+    """Clients send through the local server while Segment is down for OUTAGE_SECONDS; the background drain empties
+    the spool once it is back. Returns the ids the clients gave up on."""
+    tune_retries(registry, RetryPolicy(attempts=2, budget=0.5, backoff_base=0.01, backoff_max=0.05))
+    gave_up: list[str] = []
+    with serve(registry) as url, background_drain(registry, DRAIN_INTERVAL_SECONDS):
+        segment.down(OUTAGE_SECONDS)
+        threads = [threading.Thread(target=impatient_client, args=(url, c, gave_up), daemon=True) for c in range(SDK_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DRAIN_DEADLINE_SECONDS)
+        deadline = time.monotonic() + DRAIN_DEADLINE_SECONDS
+        while registry.spool.store.list(1) and time.monotonic() < deadline:
+            time.sleep(DRAIN_INTERVAL_SECONDS)
+        assert registry.spool.store.list(1) == [], "the drain never emptied the spool"
+    return gave_up
+
+
+def assert_outage_lost_nothing(segment: FakeSegment, gave_up: list[str], registry_log: Any) -> None:
+    expected = {args["message_id"]: source for c in range(SDK_CLIENTS) for _, args, source in sdk_plan(c)}
+    spooled = sum(r["events"] for r in registry_log.records if r["message"] == "spooled events Segment did not take")
+    assert segment.outage_answers > 0 and spooled > 0, "the outage never made the registry spool"  # it did bite
+    assert gave_up == [], "a client was refused: the spool should have taken its events"
+    seen = arrivals(segment)
+    wrong = {m: dict(seen.get(m, {})) for m, source in expected.items() if dict(seen.get(m, {})) != {source: 1}}
+    assert wrong == {}, f"{len(wrong)} events did not arrive exactly once at their source: {list(wrong.items())[:10]}"
+    assert set(seen) == set(expected)
+
+
+def test_segment_down_for_a_while_loses_nothing_with_the_local_spool(segment, tmp_path, registry_log):
+    """Segment down ~1 s while impatient SDK clients keep sending: every event told 200 arrives exactly once after."""
+    registry = make_registry(segment.url, SPOOL_DIR=str(tmp_path / "spool"))
+    assert_outage_lost_nothing(segment, run_outage(registry, segment), registry_log)
+
+
+def test_segment_down_for_a_while_loses_nothing_with_the_s3_spool(segment, registry_log, monkeypatch):
+    """The same through the Lambda's wiring: schemas and the spool in one (moto) bucket, spool/ prefix."""
+    with mock_aws():
+        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
+        registry = Registry.from_settings(Settings.from_env(lambda_env(segment.url)))
+        gave_up = run_outage(registry, segment)
+    assert_outage_lost_nothing(segment, gave_up, registry_log)
+
+
+def test_s3_failing_as_well_gives_503_and_the_retry_lands_once(segment):
+    """Segment down and the spool's bucket gone (schemas still cached): 503, nothing half-kept; the retry lands once."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        create_bucket_with_schemas(s3)
+        registry = tune_retries(Registry.from_settings(Settings.from_env(lambda_env(segment.url))), policy(),
+                                sleep=lambda seconds: None)
+        ledger = Ledger()
+        warm, expected = mixed_batch("warm")
+        send_until_accepted(registry, warm, expected, ledger)  # caches every schema the batches name
+        remove_bucket(s3)
+        segment.fail(2 * ATTEMPTS, 503)
+        events, more = mixed_batch("s3-too")
+        expected |= more
+        responses = send_until_accepted(registry, events, expected, ledger)
+    assert [r["statusCode"] for r in responses] == [503, 200]
+    assert response_json(responses[0]) == RETRY
+    outcome = check(ledger, segment)
+    assert (outcome.accepted, outcome.duplicates) == (8, 0)
+
+
+def test_with_many_sources_each_spooled_batch_is_replayed_to_its_own_destination_key(tmp_path, segment):
+    """Three sources (pass-through, own keys, a shared invalid key) while Segment refuses everything: every request
+    is accepted, each batch is spooled under the key it was bound for, and the drain delivers each there, once."""
+    registry = sources_registry(tmp_path, segment.url, OWN_PLANS_AND_CONTROLS, SCHEMA_DIR=str(both_projects(tmp_path / "schemas")))
+    registry.replay.sleep = lambda seconds: None
+    segment.down(DRAIN_DEADLINE_SECONDS)
+    for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+        assert registry.handle(api_event({"batch": judged_by_source(prefix)}, write_key=key))["statusCode"] == 200
+    assert segment.received == []
+    segment.recover()
+    assert drain_all(registry)[0]["replayed"] == sum(len(ids) for ids in JUDGED_BY_SOURCE.values())
+    assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == JUDGED_BY_SOURCE

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from helpers import basic
 from reflekt_registry.config import Settings
-from reflekt_registry.errors import DeliveryError
+from reflekt_registry.errors import BatchRefusedError, DeliveryError
 from reflekt_registry.forwarder import (MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, Consignment, Forwarder, JsonlFile,
                                         RetryPolicy, SegmentClient, SegmentSource, _batch_body, encode, pack)
+from reflekt_registry.spool import FolderStore, Spool, Spooled
 from reflekt_registry.validator import Verdict, Violation, annotate
 
 KEY = "source-write-key"
@@ -211,6 +212,15 @@ def test_a_permanent_refusal_fails_at_once(segment, clock, status):
     assert clock.sleeps == []
 
 
+@pytest.mark.parametrize("status,refused", [(400, True), (413, True), (501, False), (505, False)])
+def test_a_4xx_refusal_says_the_batch_itself_is_refused(segment, clock, status, refused):
+    """The spool's drain sets aside a batch Segment refused with a 4xx; a 5xx it does not retry may still clear up."""
+    segment.fail(times=1, status=status)
+    with pytest.raises(DeliveryError) as raised:
+        client_for(segment, clock).post_batch(KEY, LINES, None)
+    assert isinstance(raised.value, BatchRefusedError) is refused
+
+
 def test_a_persistent_failure_gives_up_after_the_allowed_attempts(segment, clock):
     """Segment answering 503 every time: policy.attempts tries, a sleep between each, then DeliveryError."""
     segment.fail(times=10, status=503)
@@ -316,6 +326,7 @@ class RecordingDestination:
         self.batches: list[tuple[list[bytes], str | None]] = []
         self.barrier = barrier
         self.error = error
+        self.write_key = f"key-{id(self)}"
 
     def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
         if self.barrier:
@@ -338,9 +349,10 @@ def invalid_event(message_id: str, **properties: Any) -> dict[str, Any]:
     return annotate(event(message_id, **properties), verdict)
 
 
-def deliver(valid: Any, invalid: Any, valid_events: list, invalid_events: list, sent_at: str | None) -> None:
+def deliver(valid: Any, invalid: Any, valid_events: list, invalid_events: list, sent_at: str | None,
+            spool: Spool | None = None) -> None:
     """One consignment: a request's events for one valid and one invalid destination."""
-    Forwarder().deliver([Consignment(valid, invalid, valid_events, invalid_events)], sent_at)
+    Forwarder(spool).deliver([Consignment(valid, invalid, valid_events, invalid_events)], sent_at)
 
 
 def test_each_destination_gets_its_events_and_sent_at():
@@ -387,6 +399,30 @@ def test_a_failure_of_the_only_batch_fails_the_delivery():
     """The single-batch shortcut raises the destination's error too."""
     with pytest.raises(DeliveryError):
         deliver(RecordingDestination(error=DeliveryError("no")), RecordingDestination(), [event()], [], None)
+
+
+@pytest.mark.parametrize("failing", ["valid", "invalid"])
+def test_with_a_spool_a_failed_side_is_kept_under_its_write_key_and_the_delivery_succeeds(tmp_path, failing):
+    """The batch Segment did not take is spooled, addressed to its destination's key; the other side is delivered."""
+    sides = {"valid": RecordingDestination(), "invalid": RecordingDestination()}
+    sides[failing].error = DeliveryError("Segment said no")
+    spool = Spool(FolderStore(tmp_path))
+    deliver(sides["valid"], sides["invalid"], [event("v-1")], [invalid_event("i-1")], SENT_AT, spool)
+    [name] = spool.store.list(10)
+    kept = Spooled.decode(spool.store.get(name)[0])
+    assert (kept.write_key, kept.sent_at) == (sides[failing].write_key, SENT_AT)
+    assert [json.loads(line)["messageId"] for line in kept.lines] == ["v-1" if failing == "valid" else "i-1"]
+    assert len(sides["invalid" if failing == "valid" else "valid"].batches) == 1
+
+
+def test_with_the_spool_failing_too_the_delivery_error_reaches_the_client(tmp_path):
+    """Only then does the request fail: the client gets Segment's error (its 503 and Retry-After)."""
+    (tmp_path / "file").write_text("")
+    error = DeliveryError("Segment said no")
+    spool = Spool(FolderStore(tmp_path / "file" / "spool"))
+    with pytest.raises(DeliveryError) as raised:
+        deliver(RecordingDestination(error=error), RecordingDestination(), [event()], [], None, spool)
+    assert raised.value is error
 
 
 def test_an_oversized_valid_event_reaches_the_invalid_side_as_a_stand_in():

@@ -9,7 +9,7 @@ import pytest
 from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, JUDGED_BY_SOURCE, OWN_PLANS_AND_CONTROLS,
                      SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, both_projects, config_file,
                      foreign_hosts, judged_by_source, load_captures, make_registry, response_json, sources_registry, track,
-                     tune_retries)
+                     tune_retries, unusable_folder)
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local.server import to_api_gateway_event
 
@@ -255,8 +255,19 @@ def test_missing_write_key_is_401(registry):
     assert "no write key" in response_json(response)["message"]
 
 
-def test_segment_down_answers_503_so_the_sdk_retries(segment):
-    registry = make_registry(segment.url)
+def test_segment_down_spools_the_events_and_answers_200(segment, tmp_path):
+    registry = make_registry(segment.url, SPOOL_DIR=str(tmp_path))
+    segment.fail(times=10, status=500)
+    tune_retries(registry, sleep=lambda seconds: None)
+    response = send(registry, [track(test_property="x", message_id="kept")])
+    assert response["statusCode"] == 200
+    assert segment.received == []
+    [spooled] = tmp_path.glob("*.jsonl")
+    assert b'"messageId":"kept"' in spooled.read_bytes()
+
+
+def test_segment_and_the_spool_down_answers_503_so_the_sdk_retries(segment, tmp_path):
+    registry = make_registry(segment.url, SPOOL_DIR=unusable_folder(tmp_path))
     segment.fail(times=10, status=500)
     tune_retries(registry, sleep=lambda seconds: None)
     response = send(registry, [track(test_property="x")])
@@ -264,8 +275,8 @@ def test_segment_down_answers_503_so_the_sdk_retries(segment):
     assert segment.received == []
 
 
-def test_a_retry_after_from_segment_is_passed_to_the_client(segment):
-    registry = make_registry(segment.url)
+def test_a_retry_after_from_segment_is_passed_to_the_client(segment, tmp_path):
+    registry = make_registry(segment.url, SPOOL_DIR=unusable_folder(tmp_path))
     tune_retries(registry, RetryPolicy(budget=0.5))
     segment.fail(times=10, status=429, retry_after="30")
     response = send(registry, [track(test_property="x")])

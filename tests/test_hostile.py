@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from fakes.delivery import Ledger, check
 from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, REPO, SERVER_KEY,
                      SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, api_event,
-                     basic, make_registry, response_json, track, tune_retries)
+                     basic, make_registry, response_json, track, tune_retries, unusable_folder)
 from local_support import serve
 from fakes.outlets import MemoryOutlets
 from reflekt_registry.controls import Policy
@@ -675,10 +675,13 @@ SECRET_VALUE = "PAYLOAD-7f3a9c-SECRET"
 SECRET_KEY = "wk-SECRETKEY-91c2d"
 
 
-@pytest.mark.parametrize("scenario", ["valid", "invalid", "refused-key", "segment-down", "unreadable", "unknown-schema"])
-def test_logs_carry_neither_payloads_nor_write_keys(segment, registry_log, scenario):
-    """At INFO, whatever the outcome, no property or trait value and no inbound or outbound write key is logged."""
-    registry = make_registry(segment.url, REGISTRY_WRITE_KEYS=SECRET_KEY)
+@pytest.mark.parametrize("scenario", ["valid", "invalid", "refused-key", "segment-down", "segment-and-spool-down", "unreadable",
+                                      "unknown-schema"])
+def test_logs_carry_neither_payloads_nor_write_keys(segment, registry_log, scenario, tmp_path):
+    """At INFO, whatever the outcome, no property or trait value and no inbound or outbound write key is logged: not
+    when events are spooled, nor when the drain replays them or sets them aside."""
+    spool_dir = unusable_folder(tmp_path) if scenario == "segment-and-spool-down" else str(tmp_path / "spool")
+    registry = make_registry(segment.url, REGISTRY_WRITE_KEYS=SECRET_KEY, SPOOL_DIR=spool_dir)
     tune_retries(registry, sleep=lambda seconds: None)
     events = [track(test_property=SECRET_VALUE),
               {"type": "identify", "userId": "u1", "traits": {"schema_id": "jaffle_shop/Identify/1-0.json", "email": SECRET_VALUE}}]
@@ -687,15 +690,21 @@ def test_logs_carry_neither_payloads_nor_write_keys(segment, registry_log, scena
         events[0]["properties"]["extra"] = SECRET_VALUE
     elif scenario == "refused-key":
         key = SECRET_KEY + "x"
-    elif scenario == "segment-down":
-        segment.fail(times=20, status=500)
+    elif scenario.startswith("segment"):
+        segment.fail(times=8, status=500)  # both batches' attempts
     elif scenario == "unknown-schema":
         events[0]["properties"]["schema_id"] = "secret/Nope/1-0.json"
     event = api_event({"batch": events, "writeKey": key}, write_key=key)
     if scenario == "unreadable":
         event["body"] = event["body"][:-3]
     status = registry.handle(event)["statusCode"]
-    assert status == {"refused-key": 401, "segment-down": 503, "unreadable": 400}.get(scenario, 200)
+    assert status == {"refused-key": 401, "segment-and-spool-down": 503, "unreadable": 400}.get(scenario, 200)
+    if scenario == "segment-down":
+        registry.replay.sleep = lambda seconds: None
+        segment.fail(times=4, status=500)  # the first drain finds Segment still down (two batches, two attempts each)
+        segment.fail(times=1, status=400)  # the second has one batch refused and set aside
+        reports = [registry.drain(seconds=30) for _ in range(2)]
+        assert [(r["replayed"], r["rejected"]) for r in reports] == [(0, 0), (1, 1)]
     assert registry_log.records  # the request was logged, just not its secrets
     for secret in (SECRET_VALUE, SECRET_KEY, VALID_KEY, INVALID_KEY, b64(f"{SECRET_KEY}:".encode())):
         assert secret not in registry_log.text

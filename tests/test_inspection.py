@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 
 from helpers import (IOS_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, basic, config_file, make_registry,
-                     sources_registry, track)
+                     sources_registry, track, unusable_folder)
 from local_support import call, get, send, serve
 from reflekt_registry.document import ENVIRONMENT_SOURCE
 from reflekt_registry.forwarder import MAX_EVENT_BYTES
@@ -166,14 +166,25 @@ def test_an_oversized_event_is_listed_as_the_stand_in_segment_received(url):
     assert "test_property" not in seen["payload"]["properties"]
 
 
-def test_events_are_listed_once_segment_accepted_them(segment):
-    """A batch Segment refused is not listed; the SDK's retry that succeeds is, once."""
-    with serve(make_registry(segment.url)) as url:
+def test_events_are_listed_once_segment_accepted_them(segment, tmp_path):
+    """With the spool down, a batch Segment refused is not listed; the SDK's retry that succeeds is, once."""
+    with serve(make_registry(segment.url, SPOOL_DIR=unusable_folder(tmp_path))) as url:
         segment.fail(times=1, status=400)
         assert send(url, track(test_property="x", message_id="m1")) == 503
         assert message_ids(url) == []
         assert send(url, track(test_property="x", message_id="m1")) == 200
         assert message_ids(url) == ["m1"]
+    assert segment.message_ids(VALID_KEY) == ["m1"]
+
+
+def test_spooled_events_are_not_listed_and_the_drain_delivers_them(segment, tmp_path):
+    """The list shows what Segment took from the request; a spooled batch reaches Segment with the drain instead."""
+    registry = make_registry(segment.url, SPOOL_DIR=str(tmp_path))
+    with serve(registry) as url:
+        segment.fail(times=1, status=400)
+        assert send(url, track(test_property="x", message_id="m1")) == 200
+        assert message_ids(url) == []
+        assert registry.drain(seconds=30)["replayed"] == 1
     assert segment.message_ids(VALID_KEY) == ["m1"]
 
 

@@ -13,9 +13,9 @@ from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALI
                      OWN_PLANS_AND_CONTROLS, SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES,
                      TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, api_event, judged_by_source, response_json, track)
 from reflekt_registry import handler
-from reflekt_registry.errors import ConfigError
+from reflekt_registry.errors import ConfigError, SpoolUnavailableError
 from reflekt_registry.tools.publish import check_file, find_schemas, upload
-from s3_support import BUCKET, create_bucket_with_schemas, lambda_env
+from s3_support import BUCKET, create_bucket_with_schemas, lambda_env, remove_bucket
 
 
 @pytest.fixture
@@ -35,12 +35,6 @@ def s3():
         client = boto3.client("s3", region_name="us-east-1")
         create_bucket_with_schemas(client)
         yield client
-
-
-def remove_bucket(s3):
-    for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]:
-        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
-    s3.delete_bucket(Bucket=BUCKET)
 
 
 def post(invoke, *events):
@@ -91,6 +85,60 @@ def test_s3_down_for_an_uncached_schema_answers_503_and_forwards_nothing(deploye
     response = post(invoke, track(schema_id="jaffle_shop/Identify/1-0.json"), track(test_property="x"))
     assert response["statusCode"] == 503
     assert segment.received == []
+
+
+# What EventBridge sends for a schedule rule (aws_cloudwatch_event_rule.replay in terraform/spool.tf).
+SCHEDULED_EVENT = {
+    "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event", "source": "aws.events",
+    "account": "123456789012", "time": "2026-12-03T07:00:00Z", "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/reflekt-registry-replay"], "detail": {},
+}
+
+
+class LambdaContext:
+    """The part of the Lambda context the drain reads: how long the invocation has left."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds * 1000)
+
+
+def spool_keys(s3) -> list[str]:
+    return [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix="spool/").get("Contents", ())]
+
+
+def test_segment_refusing_spools_under_the_prefix_and_the_schedule_drains_it(deployed, s3, segment, capsys):
+    """The 200 stands for an object under spool/; the scheduled invocation replays it once Segment takes events again."""
+    invoke = deployed()
+    segment.fail(times=1, status=400)  # refused at once: the registry does not retry a 400
+    assert post(invoke, track(test_property="x", message_id="m1"))["statusCode"] == 200
+    assert segment.received == [] and len(spool_keys(s3)) == 1
+    assert handler.lambda_handler(SCHEDULED_EVENT, LambdaContext(10))["replayed"] == 1
+    assert segment.message_ids(VALID_KEY) == ["m1"] and spool_keys(s3) == []
+    drained = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"ReplayedEvents"' in line]
+    assert [(d["ReplayedEvents"], d["SpoolAge"]) for d in drained] == [(1, 0)]
+
+
+def test_a_schedule_with_too_little_time_left_sends_nothing(deployed, s3, segment):
+    invoke = deployed()
+    segment.fail(times=1, status=400)
+    post(invoke, track(test_property="x"))
+    report = handler.lambda_handler(SCHEDULED_EVENT, LambdaContext(2))
+    assert (report["replayed"], report["objects_left"]) == (0, 1)
+    assert segment.received == []
+
+
+def test_a_schedule_that_cannot_read_the_spool_fails_the_invocation_and_says_why(deployed, s3, registry_log, capsys):
+    """The invocation fails (Lambda counts the error) and no SpoolAge is printed, so the age alarm's missing data fires."""
+    deployed()
+    remove_bucket(s3)
+    with pytest.raises(SpoolUnavailableError, match="NoSuchBucket"):
+        handler.lambda_handler(SCHEDULED_EVENT, LambdaContext(10))
+    [logged] = [r for r in registry_log.records if r["message"] == "cannot drain the spool"]
+    assert logged["level"] == "ERROR"
+    assert "SpoolAge" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("missing", ["REGISTRY_WRITE_KEYS", "VALID_SEGMENT_WRITE_KEY", "REGISTRY_BUCKET"])

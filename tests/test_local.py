@@ -16,7 +16,8 @@ import pytest
 from segment.analytics import Client
 
 from helpers import (CLIENT_KEY, INVALID_KEY, REPO, SERVER_KEY, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, VALID_KEY,
-                     WEB_KEY, basic, foreign_hosts, make_registry, track)
+                     WEB_KEY, basic, foreign_hosts, make_registry, track,
+                     unusable_folder)
 from local_support import assert_judged_by_name, call, serve
 from reflekt_registry.handler import Registry
 
@@ -55,6 +56,16 @@ def test_python_sdk_through_the_local_server(local_url, segment, gzip):
     assert invalid["context"]["ip"] == "127.0.0.1"
 
 
+def track_once(url: str, message_id: str, max_retries: int) -> list[Exception]:
+    """One event from analytics-python; the errors it gave up with."""
+    errors: list[Exception] = []
+    client = Client(CLIENT_KEY, host=url, max_retries=max_retries, on_error=lambda e, batch: errors.append(e))
+    client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": "x"}, message_id=message_id)
+    client.flush()
+    client.shutdown()
+    return errors
+
+
 def record_answers(registry: Registry) -> list[tuple[int, str | None]]:
     """Each status the registry answers, with the X-Retry-Count analytics-python sends when it retries a batch."""
     answers = []
@@ -69,9 +80,9 @@ def record_answers(registry: Registry) -> list[tuple[int, str | None]]:
     return answers
 
 
-def test_python_sdk_retries_a_503_and_segment_gets_each_event_once(segment):
-    """Segment failing past the registry's budget → 503 → the SDK retries the batch and it lands once."""
-    registry = make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY)
+def test_python_sdk_retries_a_503_and_segment_gets_each_event_once(segment, tmp_path):
+    """Segment and the spool failing → 503 → the SDK retries the batch and it lands once."""
+    registry = make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY, SPOOL_DIR=unusable_folder(tmp_path))
     answers = record_answers(registry)
     segment.fail(times=4, status=503)  # one registry request's worth of attempts
     with serve(registry) as url:
@@ -82,6 +93,17 @@ def test_python_sdk_retries_a_503_and_segment_gets_each_event_once(segment):
         client.shutdown()
     assert answers == [(503, None), (200, "1")]  # the SDK was told 503, and its first retry landed
     assert segment.message_ids(VALID_KEY) == ["m-retry"]
+
+
+def test_an_sdk_that_never_retries_loses_nothing_while_segment_is_down(segment, tmp_path):
+    """Segment failing past the registry's budget → spooled, 200 → the drain delivers the event once."""
+    segment.fail(times=4, status=503)
+    registry = make_registry(segment.url, SPOOL_DIR=str(tmp_path))
+    with serve(registry) as url:
+        assert track_once(url, "m-spooled", max_retries=0) == []
+    assert segment.message_ids(VALID_KEY) == []
+    assert registry.drain(seconds=30)["replayed"] == 1
+    assert segment.message_ids(VALID_KEY) == ["m-spooled"]
 
 
 def test_python_sdk_with_an_unknown_key_is_refused(local_url, segment):

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from helpers import TEST_EVENT, api_event, make_registry, response_json, track
+from helpers import TEST_EVENT, api_event, make_registry, response_json, track, unusable_folder
 from reflekt_registry import handler
 from reflekt_registry.handler import Registry
 from reflekt_registry.metrics import EmfMetrics, documents
@@ -61,10 +61,10 @@ def emf_lines(captured: str) -> list[dict]:
     return [assert_valid_emf(line) for line in captured.splitlines() if line.startswith("{") and "_aws" in json.loads(line)]
 
 
-def metrics_registry(segment_url: str, timer=time.perf_counter) -> Registry:
+def metrics_registry(segment_url: str, timer=time.perf_counter, **env: str) -> Registry:
     """A registry with EMF switched on, as lambda_handler builds it, but reading the example schemas from a folder."""
-    registry = make_registry(segment_url)
-    registry.metrics = EmfMetrics("registry-test", timer=timer)
+    registry = make_registry(segment_url, **env)
+    registry.metrics = registry.spool.metrics = EmfMetrics("registry-test", timer=timer)
     return registry
 
 
@@ -116,12 +116,38 @@ def test_the_latency_is_the_time_spent_forwarding(segment, capsys):
     assert document["ForwardLatency"] == 250.0
 
 
-def test_a_failed_delivery_prints_nothing(segment, capsys):
-    """The SDK retries after a 503; counting now would count its events twice."""
+def test_a_failed_delivery_prints_nothing(segment, capsys, tmp_path):
+    """Segment and the spool both failing: the SDK retries after a 503, and counting now would count its events twice."""
     segment.fail(times=1, status=400)
-    response = metrics_registry(segment.url).handle(api_event({"batch": [track(test_property="x")]}))
+    registry = metrics_registry(segment.url, SPOOL_DIR=unusable_folder(tmp_path))
+    response = registry.handle(api_event({"batch": [track(test_property="x")]}))
     assert response["statusCode"] == 503
     assert emf_lines(capsys.readouterr().out) == []
+
+
+def test_a_spooled_delivery_counts_its_events_once_and_as_spooled(segment, capsys):
+    """Accepted with a 200, so judged and counted now; SpooledEvents says how many wait for the replay."""
+    segment.fail(times=1, status=400)
+    response = metrics_registry(segment.url).handle(api_event({"batch": [track(test_property="x"), track(test_property=1)]}))
+    assert response["statusCode"] == 200
+    spooled, counts = emf_lines(capsys.readouterr().out)  # the spool writes as the delivery fails, before it ends
+    assert (spooled["SpooledEvents"], spooled["_aws"]["CloudWatchMetrics"][0]["Dimensions"]) == (1, [["FunctionName"]])
+    assert (counts["ValidEvents"], counts["InvalidEvents"]) == (1, 1)
+
+
+def test_a_drain_reports_what_it_replayed_and_the_spool_age(segment, capsys, tmp_path):
+    """Every drain prints one line, an empty spool included: replayed and rejected counts, and the age of what is left."""
+    registry = metrics_registry(segment.url, SPOOL_DIR=str(tmp_path))
+    segment.fail(times=1, status=400)
+    registry.handle(api_event({"batch": [track(test_property="x"), track(test_property="y")]}))
+    capsys.readouterr()
+    registry.drain(seconds=30)
+    registry.drain(seconds=30)
+    first, second = emf_lines(capsys.readouterr().out)
+    assert [first[name] for name in ("ReplayedEvents", "RejectedEvents", "SpoolAge")] == [2, 0, 0]
+    assert [second[name] for name in ("ReplayedEvents", "RejectedEvents", "SpoolAge")] == [0, 0, 0]
+    assert {m["Name"]: m["Unit"] for m in first["_aws"]["CloudWatchMetrics"][0]["Metrics"]} == {
+        "ReplayedEvents": "Count", "RejectedEvents": "Count", "SpoolAge": "Seconds"}
 
 
 @pytest.mark.parametrize("event", [

@@ -17,6 +17,13 @@ DEFAULT_SCHEMA_CACHE_TTL_SECONDS = 60.0
 # The example Reflekt project the local server validates against when nothing else is configured.
 EXAMPLE_SCHEMA_DIR = Path(__file__).parents[2] / "examples" / "reflekt-project" / "schemas"
 DEFAULT_EVENTS_DIR = ".registry"
+# The spool shares the registry bucket under its own prefix, so IAM and lifecycle rules can single it out.
+DEFAULT_SPOOL_PREFIX = "spool/"
+# Locally the spool is this folder under EVENTS_DIR, unless SPOOL_DIR names another.
+DEFAULT_SPOOL_FOLDER = "spool"
+# How often the local server drains its spool folder: the Lambda's schedule runs every 60 s; locally a shorter
+# wait shows a recovered Segment the spooled events sooner.
+DEFAULT_SPOOL_DRAIN_INTERVAL_SECONDS = 10.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -46,6 +53,10 @@ class Settings(NamedTuple):
     allowed_write_keys: tuple[str, ...]
     schema_cache_ttl: float
     events_dir: Path
+    # Where events Segment did not take wait for the replay: S3 in Lambda, a folder locally; None when events go
+    # to local files, which never refuse them.
+    spool: S3Location | Path | None
+    spool_drain_interval: float  # local only: the Lambda is drained by its EventBridge schedule
     debug: bool
     # The configuration document (plans, controls, sources); None: the variables above are the whole configuration.
     config: S3Object | Path | None = None
@@ -69,6 +80,7 @@ class Settings(NamedTuple):
             raise ConfigError("set both VALID_SEGMENT_WRITE_KEY and INVALID_SEGMENT_WRITE_KEY, or neither")
         allowed = tuple(key.strip() for key in env.get("REGISTRY_WRITE_KEYS", "").split(",") if key.strip())
         schemas = _schema_location(env, local)
+        events_dir = Path(env.get("EVENTS_DIR") or DEFAULT_EVENTS_DIR)
         config = _config_location(env, schemas)
         # Locally, events go to files unless Segment is named: by its host, or by the pair of keys.
         forwards = not local or valid_key is not None or _optional(env, "SEGMENT_API_HOST") is not None
@@ -79,7 +91,9 @@ class Settings(NamedTuple):
             segment_api_host=_url(env, "SEGMENT_API_HOST", DEFAULT_SEGMENT_API_HOST) if forwards else None,
             allowed_write_keys=allowed,
             schema_cache_ttl=_seconds(env, "SCHEMA_CACHE_TTL_SECONDS", DEFAULT_SCHEMA_CACHE_TTL_SECONDS),
-            events_dir=Path(env.get("EVENTS_DIR") or DEFAULT_EVENTS_DIR),
+            events_dir=events_dir,
+            spool=_spool_location(env, local, forwards, schemas, events_dir),
+            spool_drain_interval=_seconds(env, "SPOOL_DRAIN_INTERVAL_SECONDS", DEFAULT_SPOOL_DRAIN_INTERVAL_SECONDS),
             debug=_flag(env, "DEBUG"),
             config=config,
             local=local,
@@ -115,6 +129,22 @@ def _schema_location(env: Mapping[str, str], local: bool) -> S3Location | Path:
     if not path.is_dir():
         raise ConfigError(f"SCHEMA_DIR={str(path)!r} is not a directory (point it at a Reflekt project's schemas/)")
     return path
+
+
+def _spool_location(env: Mapping[str, str], local: bool, forwards: bool, schemas: S3Location | Path,
+                    events_dir: Path) -> S3Location | Path | None:
+    if local:
+        if not forwards:
+            return None
+        return Path(_optional(env, "SPOOL_DIR") or events_dir / DEFAULT_SPOOL_FOLDER)
+    assert isinstance(schemas, S3Location)  # REGISTRY_BUCKET is required in Lambda
+    prefix = env.get("SPOOL_PREFIX", "").strip() or DEFAULT_SPOOL_PREFIX
+    if not prefix.endswith("/"):
+        raise ConfigError(f"SPOOL_PREFIX={prefix!r} must end with '/'")
+    # Schemas at the bucket's root (SCHEMA_PREFIX empty) cannot clash with spool objects: none ends in .json.
+    if schemas.prefix and (prefix.startswith(schemas.prefix) or schemas.prefix.startswith(prefix)):
+        raise ConfigError(f"SPOOL_PREFIX={prefix!r} overlaps SCHEMA_PREFIX={schemas.prefix!r}: spooled events would mix with schemas")
+    return schemas._replace(prefix=prefix)
 
 
 def _config_location(env: Mapping[str, str], schemas: S3Location | Path) -> S3Object | Path | None:

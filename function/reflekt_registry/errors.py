@@ -51,3 +51,11 @@ class SchemaStoreUnavailableError(UnavailableError):
 
 class DeliveryError(UnavailableError):
     """Segment did not accept a batch within the retry budget."""
+
+
+class BatchRefusedError(DeliveryError):
+    """Segment refused a batch with a 4xx it does not clear on its own: sending the same bytes again cannot succeed."""
+
+
+class SpoolUnavailableError(UnavailableError):
+    """The spool could not be written or read, so undelivered events cannot be kept for a later replay."""

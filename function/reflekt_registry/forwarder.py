@@ -9,15 +9,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import urllib3
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .errors import DeliveryError
+from .errors import BatchRefusedError, DeliveryError
 from .log import get_logger
 from .validator import shrink
+
+if TYPE_CHECKING:  # spool.py imports this module
+    from .spool import Spool
 
 # Segment refuses an event over 32 KB with a 400 for the whole batch (the SDKs' MAX_MSG_SIZE = 32 << 10).
 MAX_EVENT_BYTES = 32 << 10
@@ -110,7 +113,8 @@ class SegmentClient:
                 failure = f"HTTP {response.status}"
                 retry_after = response.headers.get("Retry-After")
                 if not self.policy.retryable(response.status):
-                    raise DeliveryError(f"Segment refused a batch of {len(lines)} events: {failure}")
+                    refused = BatchRefusedError if 400 <= response.status < 500 else DeliveryError
+                    raise refused(f"Segment refused a batch of {len(lines)} events: {failure}")
             wait = self.policy.delay(attempt, retry_after)
             last = attempt == self.policy.attempts - 1
             if last or self.clock() + wait >= deadline:
@@ -129,6 +133,9 @@ def _batch_body(lines: Sequence[bytes], sent_at: str | None) -> bytes:
 
 
 class Destination(Protocol):
+    # The Segment write key it posts with, under which undelivered events are spooled; None for a local file.
+    write_key: str | None
+
     def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
         """Delivers serialised events or raises DeliveryError."""
 
@@ -145,6 +152,8 @@ class SegmentSource(NamedTuple):
 
 class JsonlFile:
     """A local stand-in for a Segment source: one event per line, appended."""
+
+    write_key = None  # a file never refuses, so nothing is ever spooled for it
 
     def __init__(self, path: Path):
         self.path = path
@@ -191,9 +200,14 @@ class Consignment(NamedTuple):
 
 
 class Forwarder:
-    """Sends each destination its events in batches Segment accepts, concurrently when there are several."""
+    """Sends each destination its events in batches Segment accepts, concurrently when there are several.
 
-    def __init__(self) -> None:
+    With a spool, a batch Segment did not take is kept there for the scheduled replay instead of failing the
+    request; only when the spool fails too does the DeliveryError reach the client (a 503).
+    """
+
+    def __init__(self, spool: Spool | None = None) -> None:
+        self.spool = spool
         self._executor: Any = None  # made on the first request that needs it: a cold start may never
 
     def deliver(self, consignments: Sequence[Consignment], sent_at: str | None) -> None:
@@ -212,16 +226,24 @@ class Forwarder:
         """Posts every batch; raises the first DeliveryError once all have been tried."""
         if len(jobs) <= 1:  # the common case needs no thread hand-off
             for destination, batch in jobs:
-                destination.send(batch, sent_at)
+                self._send(destination, batch, sent_at)
             return
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(max_workers=CONCURRENT_POSTS, thread_name_prefix="forward")
-        futures = [self._executor.submit(destination.send, batch, sent_at) for destination, batch in jobs]
+        futures = [self._executor.submit(self._send, destination, batch, sent_at) for destination, batch in jobs]
         errors = [error for error in (future.exception() for future in futures) if error is not None]
         if errors:
             raise errors[0]
+
+    def _send(self, destination: Destination, batch: list[bytes], sent_at: str | None) -> None:
+        try:
+            destination.send(batch, sent_at)
+        except DeliveryError as failure:
+            if self.spool is None or destination.write_key is None:
+                raise
+            self.spool.keep(destination.write_key, batch, sent_at, failure)
 
 
 def _encode_all(events: list[dict[str, Any]]) -> tuple[list[bytes], list[dict[str, Any]]]:

@@ -1,5 +1,5 @@
 """The Lambda entry point: decode the request, find its source by write key, validate each event under that
-source's policy, forward each set to the source's destinations."""
+source's policy, forward each set to the source's destinations; or, invoked by the schedule, replay the spool."""
 
 from __future__ import annotations
 
@@ -11,32 +11,54 @@ from .cdn_settings import settings_document
 from .config import Settings
 from .document_store import DocumentStore, Fixed, open_configuration
 from .errors import RegistryError
-from .forwarder import Forwarder
+from .forwarder import Forwarder, SegmentClient
 from .metrics import NO_METRICS, EmfMetrics, Metrics
 from .request import ApiGatewayEvent
 from .responses import ACCEPTED, PREFLIGHT, Response, error_response
 from .routes import Action
 from .routing import Outlets, open_outlets
 from .schemas import open_store
+from .spool import Spool, drain_client, is_schedule, open_spool
 from .validator import Validator
 
 logger = log.get_logger()
 
+# Of the time the Lambda has left when the schedule invokes it, what the drain leaves unused: enough to release
+# the drain lock and print its metrics after the last send.
+DRAIN_MARGIN_SECONDS = 1.0
+
 
 class Registry:
     def __init__(self, configuration: Fixed | DocumentStore, validator: Validator, forwarder: Forwarder,
-                 outlets: Outlets, metrics: Metrics = NO_METRICS):
+                 outlets: Outlets, metrics: Metrics = NO_METRICS, replay: SegmentClient | None = None):
         self.configuration = configuration
         self.validator = validator
         self.forwarder = forwarder
         self.outlets = outlets
         self.metrics = metrics
+        self.replay = replay  # the drain's Segment client, when there is a spool to drain
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS) -> Registry:
         configuration = open_configuration(settings)
         store = open_store(settings.schemas, settings.schema_cache_ttl)
-        return cls(configuration, Validator(store), Forwarder(), open_outlets(settings), metrics)
+        spool = open_spool(settings.spool, metrics)
+        replay = drain_client(settings.segment_api_host) if spool and settings.segment_api_host else None
+        return cls(configuration, Validator(store), Forwarder(spool), open_outlets(settings), metrics, replay)
+
+    @property
+    def spool(self) -> Spool | None:
+        return self.forwarder.spool
+
+    def drain(self, seconds: float) -> dict[str, Any]:
+        """Replays the spool for at most `seconds`; what it did, as the scheduled invocation's result."""
+        if self.spool is None or self.replay is None:
+            return {}
+        try:
+            return self.spool.drain(self.replay, seconds)._asdict()
+        except RegistryError as e:  # the spool is unreadable: the invocation fails, and the age alarm sees no data
+            logger.error("cannot drain the spool", extra={"fields": {"error": f"{type(e).__name__}: {e}"}})
+            raise
 
     def handle(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         event = ApiGatewayEvent(raw_event)
@@ -86,4 +108,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
         log.configure(settings.debug)
         _registry = Registry.from_settings(settings, EmfMetrics.for_lambda())  # only the Lambda reports to CloudWatch
+    if is_schedule(event):
+        return _registry.drain(context.get_remaining_time_in_millis() / 1e3 - DRAIN_MARGIN_SECONDS)
     return _registry.handle(event)

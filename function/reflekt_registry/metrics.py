@@ -41,11 +41,21 @@ INVALID_EVENTS = "InvalidEvents"
 # Track events whose name no schema in the plans has, blocked or allowed: the plan's gaps.
 UNPLANNED_EVENTS = "UnplannedEvents"
 FORWARD_LATENCY = "ForwardLatency"
+SPOOLED_EVENTS = "SpooledEvents"
+REPLAYED_EVENTS = "ReplayedEvents"
+REJECTED_EVENTS = "RejectedEvents"
+SPOOL_AGE = "SpoolAge"
 
 
 class Metrics(Protocol):
     def forwarding(self, verdicts: Sequence[Verdict]) -> AbstractContextManager[None]:
         """Wraps the delivery of the events these verdicts judged."""
+
+    def spooled(self, events: int) -> None:
+        """Segment did not take `events` events; they were spooled for the replay."""
+
+    def drained(self, replayed: int, rejected: int, oldest_age: float) -> None:
+        """A drain ran: events Segment took, events it refused, and the age in seconds of the oldest left."""
 
 
 class NoMetrics:
@@ -53,6 +63,12 @@ class NoMetrics:
 
     def forwarding(self, verdicts: Sequence[Verdict]) -> AbstractContextManager[None]:
         return nullcontext()
+
+    def spooled(self, events: int) -> None:
+        pass
+
+    def drained(self, replayed: int, rejected: int, oldest_age: float) -> None:
+        pass
 
 
 NO_METRICS = NoMetrics()
@@ -77,7 +93,35 @@ class EmfMetrics:
         yield
         latency_ms = (self.timer() - started) * 1e3
         for document in documents(self.function_name, verdicts, latency_ms, int(self.clock() * 1e3)):
-            print(json.dumps(document, separators=(",", ":")), flush=True)
+            _print(document)
+
+    def spooled(self, events: int) -> None:
+        _print(function_document(self.function_name, int(self.clock() * 1e3), {SPOOLED_EVENTS: (events, "Count")}))
+
+    def drained(self, replayed: int, rejected: int, oldest_age: float) -> None:
+        # Written by every drain, an empty spool included (age 0): silence means the schedule stopped.
+        _print(function_document(self.function_name, int(self.clock() * 1e3), {
+            REPLAYED_EVENTS: (replayed, "Count"), REJECTED_EVENTS: (rejected, "Count"), SPOOL_AGE: (round(oldest_age, 3), "Seconds")}))
+
+
+def _print(document: dict[str, Any]) -> None:
+    print(json.dumps(document, separators=(",", ":")), flush=True)
+
+
+def function_document(function_name: str, timestamp_ms: int, values: dict[str, tuple[float, str]]) -> dict[str, Any]:
+    """One EMF document of per-function metrics: name -> (value, unit)."""
+    return {
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[FUNCTION_NAME_DIMENSION]],
+                "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
+            }],
+        },
+        FUNCTION_NAME_DIMENSION: function_name,
+        **{name: value for name, (value, _) in values.items()},
+    }
 
 
 def documents(function_name: str, verdicts: Sequence[Verdict], latency_ms: float, timestamp_ms: int) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import fastjsonschema
 
+from .boto3_client import BucketPrefix
 from .config import S3Location
 from .errors import SchemaStoreUnavailableError
 from .log import get_logger
@@ -132,38 +133,8 @@ class DirectorySource:
         return Catalog(tuple(entries), None)
 
 
-class S3Source:
+class S3Source(BucketPrefix):
     """Objects under a prefix of a bucket; conditional GETs make an unchanged schema cost no download."""
-
-    # Short timeouts and few retries: a caller is waiting, and a cached schema can be served meanwhile.
-    CONNECT_TIMEOUT_SECONDS = 1.0
-    READ_TIMEOUT_SECONDS = 2.0
-    MAX_ATTEMPTS = 2
-
-    def __init__(self, location: S3Location, client: Any = None):
-        self.location = location
-        self._client = client
-
-    def __str__(self) -> str:
-        return f"s3://{self.location.bucket}/{self.location.prefix}"
-
-    @property
-    def client(self) -> Any:
-        # boto3 takes longer to import than everything else together: only pay for it once a schema is needed.
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client(
-                "s3",
-                region_name=self.location.region,
-                config=Config(
-                    connect_timeout=self.CONNECT_TIMEOUT_SECONDS,
-                    read_timeout=self.READ_TIMEOUT_SECONDS,
-                    retries={"mode": "standard", "max_attempts": self.MAX_ATTEMPTS},
-                ),
-            )
-        return self._client
 
     def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
         return self._get(self.location.prefix + schema_id, known_version)

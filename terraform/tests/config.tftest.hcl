@@ -56,6 +56,7 @@ run "three_sources_are_rendered_into_the_document" {
       REGISTRY_BUCKET          = "example-schemas"
       REGISTRY_BUCKET_REGION   = "us-east-1"
       SCHEMA_PREFIX            = "schemas/"
+      SPOOL_PREFIX             = "spool/"
       SEGMENT_API_HOST         = "https://api.segment.io"
       SCHEMA_CACHE_TTL_SECONDS = "60"
       DEBUG                    = "false"

@@ -36,6 +36,7 @@ run "lambda_function" {
       REGISTRY_BUCKET           = "example-schemas"
       REGISTRY_BUCKET_REGION    = "us-east-1"
       SCHEMA_PREFIX             = "schemas/"
+      SPOOL_PREFIX              = "spool/"
       REGISTRY_WRITE_KEYS       = "wk-web,wk-server"
       VALID_SEGMENT_WRITE_KEY   = "valid-key"
       INVALID_SEGMENT_WRITE_KEY = "invalid-key"
@@ -61,9 +62,9 @@ run "lambda_permissions_stop_at_the_schema_prefix" {
 
   assert {
     condition = toset(flatten([for s in data.aws_iam_policy_document.lambda.statement : s.actions])) == toset([
-      "s3:GetObject", "s3:ListBucket", "logs:CreateLogStream", "logs:PutLogEvents",
+      "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "logs:CreateLogStream", "logs:PutLogEvents",
     ])
-    error_message = "The Lambda role may only read schemas, list their prefix and write its logs."
+    error_message = "The Lambda role may only read schemas, use the spool, list their prefixes and write its logs."
   }
 
   assert {

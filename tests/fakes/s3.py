@@ -1,4 +1,5 @@
-"""A stand-in for the boto3 S3 client that S3Source calls: objects in a dict, and planned faults.
+"""A stand-in for the boto3 S3 client that S3Source calls: objects in a dict, and planned faults; and a wrapper that
+gives moto S3's atomic conditional writes.
 
 get_object and list_objects_v2 are served, with the answers S3Source relies on: the body and ETag, 304 for a
 matching IfNoneMatch, 404 NoSuchKey; keys under a prefix in key order, 1,000 a page with a continuation token.
@@ -79,3 +80,24 @@ class FakeS3:
         if request.get("IfNoneMatch") == etag:
             raise client_error(304, "304")  # what botocore raises for an unmodified object
         return {"Body": io.BytesIO(self.objects[key]), "ETag": etag}
+
+
+class AtomicConditionalPuts:
+    """A boto3 S3 client (here moto's) whose conditional PutObject is atomic, as S3 documents it to be.
+
+    moto checks If-None-Match / If-Match and then writes, in two steps with no lock between them, so two threads can
+    both pass the check; S3 lets exactly one win. Serialising the conditional puts restores S3's behaviour.
+    """
+
+    def __init__(self, client: Any):
+        self._client = client
+        self._lock = threading.Lock()
+
+    def put_object(self, **request: Any) -> Any:
+        if "IfNoneMatch" not in request and "IfMatch" not in request:
+            return self._client.put_object(**request)
+        with self._lock:
+            return self._client.put_object(**request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)

@@ -2,7 +2,8 @@
 
 It enforces what Segment documents: Basic auth or a body writeKey, JSON bodies, 500 KB per batch and 32 KB per
 event (else 400), and answers 200 {"success": true}. Like Segment, it keeps only the first 2,500 events of a batch
-and still answers 200. Planned faults are consumed one request at a time.
+and still answers 200. Planned faults are consumed one request at a time; an outage (`down`) fails every request for
+a stretch of seconds, as Segment being unreachable for a while would.
 """
 
 from __future__ import annotations
@@ -49,11 +50,18 @@ class FakeSegment:
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     connections: int = 0
+    outage_answers: int = 0  # requests failed because of an outage
     dropped: int = 0  # events past MAX_BATCH_EVENTS, answered 200 and lost
     _faults: list[Fault] = field(default_factory=list)
+    _outage_until: float = 0.0  # time.monotonic() at which an outage ends
+    _outage_fault: Fault = field(default_factory=lambda: Fault(status=503))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- planning faults ------------------------------------------------------------------------------------
+    def accept(self, times: int = 1) -> None:
+        """Answers the next `times` requests normally, before the faults planned after them."""
+        self._plan(times, Fault())
+
     def fail(self, times: int = 1, status: int = 500, retry_after: str | None = None) -> None:
         self._plan(times, Fault(status=status, retry_after=retry_after))
 
@@ -66,6 +74,17 @@ class FakeSegment:
     def close(self, times: int = 1) -> None:
         self._plan(times, Fault(close=True))
 
+    def down(self, seconds: float, status: int = 503) -> None:
+        """Every request fails with `status` from now until `seconds` have passed."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+            self._outage_fault = Fault(status=status)
+
+    def recover(self) -> None:
+        """Ends an outage now."""
+        with self._lock:
+            self._outage_until = 0.0
+
     def _plan(self, times: int, fault: Fault) -> None:
         with self._lock:
             self._faults.extend([fault] * times)
@@ -73,7 +92,14 @@ class FakeSegment:
     def _next_fault(self) -> Fault | None:
         with self._lock:
             self.attempts += 1
-            return self._faults.pop(0) if self._faults else None
+            if time.monotonic() < self._outage_until:
+                self.outage_answers += 1
+                return self._outage_fault
+            return self._planned_fault()
+
+    def _planned_fault(self) -> Fault | None:
+        """The fault for this request, other than an outage's; called holding the lock."""
+        return self._faults.pop(0) if self._faults else None
 
     # -- what arrived ---------------------------------------------------------------------------------------
     def events(self, write_key: str) -> list[dict[str, Any]]:

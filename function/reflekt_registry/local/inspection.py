@@ -132,6 +132,10 @@ class Recording(NamedTuple):
     source: str
     recent: RecentEvents
 
+    @property
+    def write_key(self) -> str | None:
+        return self.inner.write_key
+
     def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
         self.inner.send(lines, sent_at)
         # Only after delivery: an event Segment refused is retried by the SDK and must not be listed twice.

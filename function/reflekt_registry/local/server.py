@@ -7,8 +7,11 @@ import argparse
 import base64
 import os
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,6 +23,8 @@ from ..request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
 from .inspection import PREFIX, InspectionApi, RecentEvents, record
 
 DEFAULT_PORT = 8080
+# How long each local drain may run: it wakes every SPOOL_DRAIN_INTERVAL_SECONDS and has no Lambda timeout.
+LOCAL_DRAIN_SECONDS = 30.0
 
 
 def to_api_gateway_event(method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict[str, Any]:
@@ -126,6 +131,39 @@ def make_server(registry: Registry, host: str, port: int, recent: RecentEvents |
     return server
 
 
+class BackgroundDrain:
+    """Drains the spool folder every `interval` seconds on a daemon thread: the local stand-in for the schedule."""
+
+    def __init__(self, drain: Callable[[], Any], interval: float):
+        self.drain = drain
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spool-drain", daemon=True)
+
+    def __enter__(self) -> BackgroundDrain:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.drain()
+            except RegistryError:
+                pass  # logged by the registry; the next round tries again
+            except Exception:  # a dead thread would strand the spool until a restart
+                log.get_logger().exception("spool drain failed")
+
+
+def background_drain(registry: Registry, interval: float) -> BackgroundDrain | nullcontext[None]:
+    if registry.spool is None:
+        return nullcontext()
+    return BackgroundDrain(lambda: registry.drain(LOCAL_DRAIN_SECONDS), interval)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev serve", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -148,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reflekt-registry listening on http://{args.host}:{server.server_port}", file=sys.stderr)
     print(f"  schemas: {settings.schemas}", file=sys.stderr)
     print(f"  events:  {destination}", file=sys.stderr)
+    if settings.spool is not None:
+        print(f"  spool:   {settings.spool} (what Segment does not take; drained every {settings.spool_drain_interval:g} s)",
+              file=sys.stderr)
     if document.declared:
         print(f"  sources: {', '.join(source.name for source in document.sources)} (from {settings.config}; "
               f"re-read every {settings.schema_cache_ttl:g} s)", file=sys.stderr)
@@ -157,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     logger.info("local server started", extra={"fields": {"port": server.server_port}})
     try:
-        server.serve_forever()
+        with background_drain(registry, settings.spool_drain_interval):
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:

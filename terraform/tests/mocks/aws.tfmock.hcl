@@ -68,3 +68,16 @@ mock_resource "aws_apigatewayv2_domain_name" {
     }
   }
 }
+
+# spool.tf's schedule targets the function and permits its rule by ARN; the provider checks both are ARNs.
+mock_resource "aws_lambda_function" {
+  defaults = {
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:reflekt-registry"
+  }
+}
+
+mock_resource "aws_cloudwatch_event_rule" {
+  defaults = {
+    arn = "arn:aws:events:us-east-1:123456789012:rule/reflekt-registry-replay"
+  }
+}
