@@ -83,3 +83,26 @@ def registry_log() -> Iterator[LogCapture]:
     yield capture
     logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_url(_moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """S3 as a real HTTP server (moto), emptied for each test; AWS_ENDPOINT_URL_S3 points boto3 and the registry at it."""
+    import urllib3
+
+    urllib3.request("POST", f"{_moto_server}/moto-api/reset")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", _moto_server)
+    return _moto_server

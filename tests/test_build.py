@@ -9,12 +9,10 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from fakes.segment import FakeSegment
 from helpers import CLIENT_KEY, VALID_KEY, api_event, track
@@ -141,26 +139,14 @@ def lambda_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-@pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def test_the_handler_runs_from_the_zip_next_to_only_boto3(
-    built_zip: Path, lambda_python: Path, s3_endpoint: str, segment: FakeSegment, tmp_path: Path,
+    built_zip: Path, lambda_python: Path, moto_url: str, segment: FakeSegment, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN the zip unpacked as /var/task would be, and one schema in the bucket
     task = tmp_path / "task"
     with zipfile.ZipFile(built_zip) as archive:
         archive.extractall(task)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
     events = [
         api_event(method="GET", path=f"/v1/projects/{CLIENT_KEY}/settings"),
@@ -177,7 +163,7 @@ def test_the_handler_runs_from_the_zip_next_to_only_boto3(
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ENDPOINT_URL_S3": moto_url,
         **lambda_env(segment.url),
     }
 
