@@ -166,7 +166,7 @@ def example_objects() -> dict[str, bytes]:
 def s3_registry(segment: FakeSegment, s3: FakeS3, ttl: float = 60.0) -> Registry:
     """The Lambda's wiring: schemas from a bucket (here the fake client), events to the fake Segment."""
     registry = fast_registry(segment)
-    registry.validator.store = SchemaStore(S3Source(S3Location(BUCKET, "us-east-1", PREFIX), client=s3), ttl)
+    registry.validator.store = SchemaStore(S3Source(S3Location(BUCKET, "us-east-1", PREFIX), s3), ttl)
     return registry
 
 

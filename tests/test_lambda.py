@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from helpers import INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, response_json, track
 from reflekt_registry import handler
 from reflekt_registry.errors import ConfigError
 from s3_support import BUCKET, create_bucket_with_schemas, lambda_env
+
+FUNCTION_DIR = Path(__file__).resolve().parents[1] / "function"
 
 
 @pytest.fixture
@@ -27,11 +31,11 @@ def deployed(monkeypatch, segment):
 
 
 @pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        create_bucket_with_schemas(client)
-        yield client
+def s3(moto_url):
+    """The schema bucket in moto, running as a real HTTP server: the Lambda path speaks HTTP to S3 itself."""
+    client = boto3.client("s3", region_name="us-east-1")
+    create_bucket_with_schemas(client)
+    return client
 
 
 def remove_bucket(s3):
@@ -98,24 +102,46 @@ def test_lambda_refuses_to_start_without_required_settings(deployed, monkeypatch
         invoke(api_event({"batch": []}))
 
 
-def test_end_to_end_against_a_moto_server_over_http(monkeypatch, segment):
-    """Plain boto3 honours AWS_ENDPOINT_URL_S3, so any S3-compatible endpoint works."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
-        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
-        for name, value in lambda_env(segment.url).items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(handler, "_registry", None)
-        order = {"schema_id": "jaffle_shop/Order_Completed/1-0.json", "order_id": "o1", "revenue": 12.5, "currency": "EUR",
-                 "products": [{"product_id": "p1", "price": 12.5, "quantity": 1}]}
-        events = [{"type": "track", "event": "Order Completed", "userId": "u1", "properties": order},
-                  track(schema_id="jaffle_shop/Nope/1-0.json")]
-        response = handler.lambda_handler(api_event({"batch": events}, gzip=True), None)
-    finally:
-        server.stop()
+def test_end_to_end_with_a_gzipped_batch(deployed, s3, segment):
+    """Any S3-compatible endpoint works through AWS_ENDPOINT_URL_S3 (here moto's), as with plain boto3."""
+    invoke = deployed()
+    order = {"schema_id": "jaffle_shop/Order_Completed/1-0.json", "order_id": "o1", "revenue": 12.5, "currency": "EUR",
+             "products": [{"product_id": "p1", "price": 12.5, "quantity": 1}]}
+    events = [{"type": "track", "event": "Order Completed", "userId": "u1", "properties": order},
+              track(schema_id="jaffle_shop/Nope/1-0.json")]
+    response = invoke(api_event({"batch": events}, gzip=True))
     assert response_json(response) == {"success": True}
     assert segment.events(VALID_KEY)[0]["properties"] == order
     assert "no schema with $id 'jaffle_shop/Nope/1-0.json'" in segment.events(INVALID_KEY)[0]["properties"]["validation_errors"][0]
+
+
+# Runs in a fresh interpreter where boto3 and botocore cannot be imported at all, as if the runtime had none.
+WITHOUT_BOTO3 = """
+import json, sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("boto3", "botocore", "s3transfer"):
+            raise ImportError(f"{name} is blocked: the Lambda path must not import it")
+
+sys.meta_path.insert(0, Refuse())
+from reflekt_registry.handler import lambda_handler
+
+response = lambda_handler(json.loads(sys.argv[1]), None)
+loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore", "s3transfer"))
+print(json.dumps({"status": response["statusCode"], "body": response["body"], "loaded": loaded}))
+"""
+
+
+def test_a_first_request_with_schemas_in_s3_needs_no_boto3(s3, segment, moto_url):
+    env = {**lambda_env(segment.url), "PATH": os.environ["PATH"], "PYTHONPATH": str(FUNCTION_DIR),
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "session",
+           "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": moto_url}
+    event = api_event({"batch": [track(test_property="x", message_id="no-boto3-1"), track(test_property=1)]})
+    result = subprocess.run([sys.executable, "-c", WITHOUT_BOTO3, json.dumps(event)], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert (outcome["status"], json.loads(outcome["body"]), outcome["loaded"]) == (200, {"success": True}, [])
+    assert segment.message_ids(VALID_KEY) == ["no-boto3-1"]
+    assert len(segment.events(INVALID_KEY)) == 1

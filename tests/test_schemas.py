@@ -6,6 +6,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,17 +15,18 @@ from typing import Any
 import boto3
 import fastjsonschema
 import pytest
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
+from fakes.s3 import FAULTS as S3_FAULTS
+from fakes.s3 import FakeS3
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
-from reflekt_registry.config import S3Location
+from reflekt_registry.config import Credentials, S3Endpoint, S3Location
 from reflekt_registry.errors import SchemaStoreUnavailableError
 from reflekt_registry.schemas import (LINEAR_FORMATS, MAX_SCHEMA_ID_LENGTH, MISSING_SCHEMA_TTL_SECONDS, NOT_MODIFIED,
                                       STALE_RETRY_SECONDS, CompiledSchema, DirectorySource, Fetched, S3Source,
                                       SchemaStore, UnusableSchema, compile_schema, is_valid_schema_id)
+from reflekt_registry.s3 import S3Client
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 ORDER = "jaffle_shop/Order_Completed/1-0.json"
@@ -523,21 +525,21 @@ def test_concurrent_lookups_of_an_expired_schema_fetch_it_once(source):
     assert len(source.fetches) == 2  # the priming fetch and a single refresh
 
 
-# -- S3Source (moto, in process) -------------------------------------------------------------------------------
+# -- S3Source (moto server) -------------------------------------------------------------------------------
 
 BUCKET = "registry-schemas"
 
 
 @pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(moto_url):
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
 
 
 def s3_source(prefix: str = "schemas/", bucket: str = BUCKET) -> S3Source:
-    return S3Source(S3Location(bucket, "us-east-1", prefix))
+    endpoint = S3Endpoint("us-east-1", os.environ["AWS_ENDPOINT_URL_S3"])
+    return S3Source(S3Location(bucket, "us-east-1", prefix), S3Client(endpoint, Credentials("testing", "testing")))
 
 
 def test_s3_source_returns_the_body_and_its_etag(s3):
@@ -571,27 +573,12 @@ def test_s3_source_missing_bucket_is_an_outage(s3):
         s3_source(bucket="no-such-bucket").fetch(THING, None)
 
 
-class _FailingS3:
-    """An S3 client whose get_object always raises the given error."""
-
-    def __init__(self, error: Exception):
-        self.error = error
-
-    def get_object(self, **request: Any) -> Any:
-        raise self.error
-
-
-@pytest.mark.parametrize("error", [
-    ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject"),
-    ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate"}}, "GetObject"),
-    ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}}, "GetObject"),
-    EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
-    ConnectTimeoutError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
-    ReadTimeoutError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
-], ids=lambda e: type(e).__name__ + ("-" + e.response["Error"]["Code"] if isinstance(e, ClientError) else ""))
-def test_s3_source_errors_are_outages(error):
+@pytest.mark.parametrize("fault", sorted(S3_FAULTS))
+def test_s3_source_errors_are_outages(fault):
     """Denied, throttled, failing or unreachable S3 raises SchemaStoreUnavailableError naming the object."""
-    source = S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), client=_FailingS3(error))
+    s3 = FakeS3()
+    s3.fail(fault)
+    source = S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), s3)
     with pytest.raises(SchemaStoreUnavailableError, match=f"s3://{BUCKET}/schemas/{THING}"):
         source.fetch(THING, None)
 

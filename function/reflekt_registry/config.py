@@ -109,6 +109,12 @@ class Settings(NamedTuple):
         return settings
 
 
+def s3_from_env(environ: Mapping[str, str] | None = None) -> tuple[S3Endpoint, Credentials | None]:
+    """The S3 endpoint and credentials alone, for commands that read a bucket without running the registry."""
+    env = os.environ if environ is None else environ
+    return _s3_endpoint(env), _credentials(env)
+
+
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip() or None
 

@@ -8,13 +8,14 @@ from typing import Any
 from . import log, payload, routes
 from .auth import WriteKeyAllowlist
 from .cdn_settings import settings_document
-from .config import Settings
-from .errors import RegistryError
+from .config import S3Location, Settings
+from .errors import ConfigError, RegistryError
 from .forwarder import Destination, Forwarder, JsonlFile, SegmentClient, SegmentSource
 from .metrics import NO_METRICS, EmfMetrics, Metrics
 from .request import ApiGatewayEvent
 from .responses import ACCEPTED, PREFLIGHT, Response, error_response
 from .routes import Action
+from .s3 import S3Client
 from .schemas import open_store
 from .validator import Validator, partition
 
@@ -29,7 +30,9 @@ class Registry:
         self.metrics = metrics
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS) -> Registry:
+    def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS, s3: S3Client | None = None) -> Registry:
+        """`s3` is the one S3 client every reader of the bucket shares; by default it signs with the credentials
+        in the settings (the Lambda's)."""
         valid: Destination
         invalid: Destination
         if settings.forwards_to_segment:
@@ -40,7 +43,11 @@ class Registry:
         else:
             valid = JsonlFile(settings.events_dir / "valid.jsonl")
             invalid = JsonlFile(settings.events_dir / "invalid.jsonl")
-        store = open_store(settings.schemas, settings.schema_cache_ttl)
+        if s3 is None and isinstance(settings.schemas, S3Location):
+            if settings.aws_credentials is None:
+                raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and schemas are in S3")
+            s3 = S3Client(settings.s3, settings.aws_credentials)
+        store = open_store(settings.schemas, settings.schema_cache_ttl, s3)
         return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid), metrics)
 
     def handle(self, raw_event: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from typing import Any, NamedTuple, Protocol
 import fastjsonschema
 
 from .config import S3Location
-from .errors import SchemaStoreUnavailableError
+from .errors import S3Error, SchemaStoreUnavailableError
 from .log import get_logger
 from .patterns import dangerous_patterns
+from .s3 import NotModified, S3Client
 
 # fastjsonschema compiles these faithfully; it silently ignores keywords of later drafts, so those are refused.
 SUPPORTED_DIALECTS = {
@@ -105,55 +106,24 @@ class DirectorySource:
 class S3Source:
     """Objects under a prefix of a bucket; conditional GETs make an unchanged schema cost no download."""
 
-    # Short timeouts and few retries: a caller is waiting, and a cached schema can be served meanwhile.
-    CONNECT_TIMEOUT_SECONDS = 1.0
-    READ_TIMEOUT_SECONDS = 2.0
-    MAX_ATTEMPTS = 2
-
-    def __init__(self, location: S3Location, client: Any = None):
+    def __init__(self, location: S3Location, client: S3Client):
         self.location = location
-        self._client = client
+        self.client = client
 
     def __str__(self) -> str:
         return f"s3://{self.location.bucket}/{self.location.prefix}"
 
-    @property
-    def client(self) -> Any:
-        # boto3 takes longer to import than everything else together: only pay for it once a schema is needed.
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client(
-                "s3",
-                region_name=self.location.region,
-                config=Config(
-                    connect_timeout=self.CONNECT_TIMEOUT_SECONDS,
-                    read_timeout=self.READ_TIMEOUT_SECONDS,
-                    retries={"mode": "standard", "max_attempts": self.MAX_ATTEMPTS},
-                ),
-            )
-        return self._client
-
     def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         key = self.location.prefix + schema_id
-        request = {"Bucket": self.location.bucket, "Key": key}
-        if known_version:
-            request["IfNoneMatch"] = known_version
         try:
-            response = self.client.get_object(**request)
-            return Fetched(response["Body"].read(), response["ETag"])
-        except ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            if code in ("304", "NotModified"):
-                return NOT_MODIFIED
-            if code in ("404", "NoSuchKey"):
-                return None
-            raise SchemaStoreUnavailableError(f"cannot read s3://{self.location.bucket}/{key}: {code}") from e
-        except BotoCoreError as e:
-            raise SchemaStoreUnavailableError(f"cannot reach S3 for s3://{self.location.bucket}/{key}: {e}") from e
+            found = self.client.get(self.location.bucket, key, if_none_match=known_version)
+        except S3Error as e:
+            raise SchemaStoreUnavailableError(str(e)) from e
+        if found is None:
+            return None
+        if isinstance(found, NotModified):
+            return NOT_MODIFIED
+        return Fetched(found.body, found.etag)
 
 
 class _Entry:
@@ -220,9 +190,13 @@ class SchemaStore:
         return schema
 
 
-def open_store(location: S3Location | Path, ttl: float) -> SchemaStore:
-    source: SchemaSource = S3Source(location) if isinstance(location, S3Location) else DirectorySource(location)
-    return SchemaStore(source, ttl)
+def open_store(location: S3Location | Path, ttl: float, s3: S3Client | None = None) -> SchemaStore:
+    """A store over the folder, or over the bucket through `s3` (required then)."""
+    if isinstance(location, S3Location):
+        if s3 is None:
+            raise ValueError(f"schemas in s3://{location.bucket} need an S3 client")
+        return SchemaStore(S3Source(location, s3), ttl)
+    return SchemaStore(DirectorySource(location), ttl)
 
 
 class _RefuseRemoteRefs(Mapping[str, Callable[[str], Any]]):

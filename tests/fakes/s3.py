@@ -1,36 +1,38 @@
-"""A stand-in for the boto3 S3 client that S3Source calls: objects in a dict, and planned faults.
+"""A stand-in for the registry's S3Client (s3.py): objects in a dict, and planned faults.
 
-Only get_object is served, with the answers S3Source relies on: the body and ETag, 304 for a matching
-IfNoneMatch, 404 NoSuchKey. Planned faults are raised one call at a time, as botocore would raise them.
+Only get is served, with the answers the real client gives: the body and ETag, NotModified for a matching
+If-None-Match, None for a missing key. Planned faults are raised one call at a time as the S3Error the real client
+raises once its retries are spent, with its wording.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-
-ENDPOINT = "https://s3.us-east-1.amazonaws.com"
-
-
-def client_error(status: int, code: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": f"planned {code}"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "GetObject")
+from reflekt_registry.errors import S3Error
+from reflekt_registry.s3 import NotModified, S3Object
 
 
-# What a misbehaving S3 raises, by the name the tests use.
-FAULTS: dict[str, Callable[[], Exception]] = {
-    "500 InternalError": lambda: client_error(500, "InternalError"),
-    "503 SlowDown": lambda: client_error(503, "SlowDown"),
-    "403 AccessDenied": lambda: client_error(403, "AccessDenied"),
-    "read timeout": lambda: ReadTimeoutError(endpoint_url=ENDPOINT),
-    "connect timeout": lambda: ConnectTimeoutError(endpoint_url=ENDPOINT),
-    "no route": lambda: EndpointConnectionError(endpoint_url=ENDPOINT),
+def answered(status: int, code: str) -> Callable[[str], S3Error]:
+    return lambda where: S3Error(f"S3 answered GET {where} with HTTP {status} ({code})")
+
+
+def unreachable(failure: str) -> Callable[[str], S3Error]:
+    return lambda where: S3Error(f"cannot reach S3 for GET {where} within 3 s: {failure}")
+
+
+# What a misbehaving S3 makes the client raise, by the name the tests use.
+FAULTS: dict[str, Callable[[str], S3Error]] = {
+    "500 InternalError": answered(500, "InternalError"),
+    "503 SlowDown": answered(503, "SlowDown"),
+    "403 AccessDenied": answered(403, "AccessDenied"),
+    "read timeout": unreachable("ReadTimeoutError"),
+    "connect timeout": unreachable("ConnectTimeoutError"),
+    "no route": unreachable("NewConnectionError"),
 }
 
 
@@ -38,7 +40,7 @@ FAULTS: dict[str, Callable[[], Exception]] = {
 class FakeS3:
     objects: dict[str, bytes] = field(default_factory=dict)  # key -> body
     calls: list[dict[str, Any]] = field(default_factory=list)
-    _faults: list[Callable[[], Exception]] = field(default_factory=list)
+    _faults: list[Callable[[str], S3Error]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, fault: str, times: int = 1) -> None:
@@ -49,16 +51,15 @@ class FakeS3:
     def faults_left(self) -> int:
         return len(self._faults)
 
-    def get_object(self, **request: Any) -> dict[str, Any]:
+    def get(self, bucket: str, key: str, if_none_match: str | None = None) -> S3Object | NotModified | None:
         with self._lock:
-            self.calls.append(request)
+            self.calls.append({"bucket": bucket, "key": key, "if_none_match": if_none_match})
             fault = self._faults.pop(0) if self._faults else None
         if fault:
-            raise fault()
-        key = request["Key"]
+            raise fault(f"s3://{bucket}/{key}")
         if key not in self.objects:
-            raise client_error(404, "NoSuchKey")
+            return None
         etag = '"' + hashlib.md5(self.objects[key]).hexdigest() + '"'
-        if request.get("IfNoneMatch") == etag:
-            raise client_error(304, "304")  # what botocore raises for an unmodified object
-        return {"Body": io.BytesIO(self.objects[key]), "ETag": etag}
+        if if_none_match == etag:
+            return NotModified(etag)
+        return S3Object(self.objects[key], etag)

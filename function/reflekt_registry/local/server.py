@@ -13,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .. import log
-from ..config import Settings
+from ..config import S3Location, Settings
 from ..errors import ConfigError
 from ..handler import Registry
 from ..request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
+from .aws import local_s3_client
 from .inspection import PREFIX, InspectionApi, RecentEvents, record
 
 DEFAULT_PORT = 8080
@@ -133,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(local=True)
+        s3 = local_s3_client(settings.s3, settings.aws_credentials) if isinstance(settings.schemas, S3Location) else None
     except ConfigError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
     logger = log.configure(settings.debug)
-    server = make_server(Registry.from_settings(settings), args.host, args.port)
+    server = make_server(Registry.from_settings(settings, s3=s3), args.host, args.port)
     destination = (f"Segment at {settings.segment_api_host}" if settings.forwards_to_segment
                    else f"{settings.events_dir}/valid.jsonl and {settings.events_dir}/invalid.jsonl")
     print(f"reflekt-registry listening on http://{args.host}:{server.server_port}", file=sys.stderr)

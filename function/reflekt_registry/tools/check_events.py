@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_SCHEMA_PREFIX, S3Location
-from ..errors import SchemaStoreUnavailableError
+from ..config import DEFAULT_SCHEMA_PREFIX, S3Location, s3_from_env
+from ..errors import ConfigError, SchemaStoreUnavailableError
+from ..local.aws import local_s3_client
 from ..metrics import NO_SCHEMA_ID
 from ..payload import CALL_TYPES
 from ..request import GZIP_MAGIC
@@ -127,8 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.schemas is not None and not args.schemas.is_dir():
         parser.error(f"--schemas {args.schemas} is not a directory")
     prefix = args.prefix if not args.prefix or args.prefix.endswith("/") else args.prefix + "/"
-    location = args.schemas if args.schemas is not None else S3Location(args.bucket, args.region, prefix)
-    validator = Validator(open_store(location, SCHEMA_CACHE_TTL))
+    if args.schemas is not None:
+        store = open_store(args.schemas, SCHEMA_CACHE_TTL)
+    else:
+        endpoint, credentials = s3_from_env()
+        try:
+            s3 = local_s3_client(endpoint._replace(region=args.region or endpoint.region), credentials)
+        except ConfigError as e:
+            return _fail(str(e))
+        store = open_store(S3Location(args.bucket, args.region, prefix), SCHEMA_CACHE_TTL, s3)
+    validator = Validator(store)
     try:
         reports = check(read_events(read_lines(args.events)), validator)
     except (OSError, EOFError, zlib.error) as e:  # missing, unreadable, or a broken gzip stream
