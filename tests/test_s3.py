@@ -178,6 +178,16 @@ def test_put_then_delete(s3, client):
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
 
+def test_conditional_puts_create_once_and_swap_only_the_expected_version(s3, client):
+    """What a lock needs: If-None-Match "*" creates only; If-Match replaces only the version read."""
+    first = client.put(BUCKET, "spool/.lock", b"a", if_none_match="*")
+    assert first and client.put(BUCKET, "spool/.lock", b"b", if_none_match="*") is None
+    second = client.put(BUCKET, "spool/.lock", b"c", if_match=first)
+    assert second and second != first
+    assert client.put(BUCKET, "spool/.lock", b"d", if_match=first) is None
+    assert client.get(BUCKET, "spool/.lock").body == b"c"
+
+
 def test_an_unreachable_endpoint_is_an_s3_error_after_the_allowed_attempts(clock):
     """Nothing listens on port 9 here: every attempt is refused, then S3Error names the object and the failure."""
     client = S3Client(S3Endpoint(REGION, "http://127.0.0.1:9"), CREDENTIALS,

@@ -188,9 +188,20 @@ class S3Client:
             if not token:
                 return
 
-    def put(self, bucket: str, key: str, body: bytes, content_type: str = "application/json") -> str:
-        """Stores the object; returns its new ETag."""
-        response = self._request("PUT", bucket, key, body=body, headers={"Content-Type": content_type})
+    def put(self, bucket: str, key: str, body: bytes, content_type: str = "application/json", *,
+            if_match: str | None = None, if_none_match: str | None = None) -> str | None:
+        """Stores the object and returns its new ETag. With a condition (If-Match an ETag; If-None-Match "*", to
+        create only), returns None instead when the object is not as required: a lock or compare-and-swap lost."""
+        headers = {"Content-Type": content_type}
+        if if_match:
+            headers["If-Match"] = if_match
+        if if_none_match:
+            headers["If-None-Match"] = if_none_match
+        response = self._request("PUT", bucket, key, body=body, headers=headers)
+        conditional = bool(if_match or if_none_match)
+        # 412: the condition failed; 409: a concurrent conditional write won; 404: If-Match on an object now gone.
+        if conditional and (response.status in (409, 412) or (response.status == 404 and _error_code(response.data) == "NoSuchKey")):
+            return None
         self._expect(response, 200, "PUT", bucket, key)
         return response.headers.get("ETag", "")
 
