@@ -22,6 +22,8 @@ BATCH_SIZES = (1, 20, 100, 500)
 ORIGINAL_BATCH_SIZES = (1, 20, 100)
 HEADLINE_BATCH = 100
 COST_BATCH_SIZES = (1, 20, 100)
+# Schemas in the bucket for the freshness count (test_freshness.py).
+FRESHNESS_SCHEMA_COUNTS = (10, 100, 1000)
 
 # Warm rows: name -> what it times. Per event = per request / batch size.
 HANDLER, HANDLER_NO_IO, FLOOR = "handler", "handler without I/O", "floor"
@@ -59,6 +61,9 @@ LAMBDA_ARM64_USD_PER_GB_SECOND = 0.0000133334  # first 7.5 billion GB-s a month
 LAMBDA_USD_PER_REQUEST = 0.20 / 1e6
 HTTP_API_USD_PER_REQUEST = 1.00 / 1e6  # first 300 million requests a month
 HTTP_API_METERING_BYTES = 512 * 1024  # a request is metered in 512 KB increments
+S3_USD_PER_GET = 0.0004 / 1000  # GET and LIST-class requests are priced alike per request (LIST: $0.005/1,000)
+S3_USD_PER_LIST = 0.005 / 1000
+SECONDS_PER_MONTH = 30 * 24 * 3600
 LAMBDA_BILLING_MS = 1  # duration is rounded up to the next millisecond
 # Lambda gives a function one full vCPU at 1,769 MB and a proportional share below; at 256 MB, CPU-bound work can
 # take up to 1769/256 = 6.9x as long as on this machine's core (if that core is as fast as Lambda's).
@@ -79,6 +84,15 @@ class Pool:
     warm: int  # connections opened by those
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """S3 requests of one warm container: meeting every schema once, then per TTL window with every schema in use."""
+
+    first_use: int
+    per_ttl: int
+    per_ttl_by_answer: dict[tuple[str, int], int]  # (method, status) -> requests in one window
+
+
 @dataclass
 class ZipOutcome:
     size: int | None
@@ -96,6 +110,7 @@ class Results:
     import_extras: list[tuple[str, float]] = field(default_factory=list)
     mean_event_bytes: float | None = None
     zip: ZipOutcome | None = None
+    freshness: dict[tuple[str, int], Freshness] = field(default_factory=dict)  # (store, schemas) -> counts
 
     def record(self, name: str, benchmark: Any, batch: int = 0) -> None:
         """Keeps the median of a benchmark that ran (nothing in quick mode, where pytest-benchmark keeps none)."""
@@ -147,7 +162,8 @@ class Results:
         warm = [(name, batch) for name in WARM_ROWS for batch in BATCH_SIZES
                 if name != ORIGINAL or batch in ORIGINAL_BATCH_SIZES]
         cold = [(name, 0) for name in (COLD_REGISTRY, COLD_ORIGINAL, *FRESH_TIMINGS)]
-        return not self.quick and all(key in self.timings for key in warm + cold) and self.zip is not None
+        return (not self.quick and all(key in self.timings for key in warm + cold) and self.zip is not None
+                and {count for _, count in self.freshness} == set(FRESHNESS_SCHEMA_COUNTS))
 
 
 # -- rendering ----------------------------------------------------------------------------------------------------
@@ -158,7 +174,7 @@ def render(results: Results) -> str:
     sections = [
         f"Run on {machine()}.",
         "Medians; per event = per request / batch size; ratios are within this run.",
-        _goals(results), _warm(results), _cold(results), _cost(results),
+        _goals(results), _warm(results), _cold(results), _cost(results), _freshness(results),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -298,6 +314,25 @@ def _cost(r: Results) -> str:
         f"${0.010 * gb * LAMBDA_ARM64_USD_PER_GB_SECOND * 1e6:.3f} per million requests. Prices are AWS list "
         "prices for us-east-1 as of the author's reference knowledge (2024-2025), not checked live.")
     return "### Cost per million events\n\n" + _table(head, rows) + "\n\n" + formula
+
+
+def _freshness(r: Results) -> str:
+    from reflekt_registry.config import DEFAULT_SCHEMA_CACHE_TTL_SECONDS as ttl
+
+    rows = []
+    for (store, count), fresh in sorted(r.freshness.items(), key=lambda item: (item[0][0], item[0][1])):
+        answers = ", ".join(f"{n:,} {method} {status}" for (method, status), n in sorted(fresh.per_ttl_by_answer.items()))
+        windows = SECONDS_PER_MONTH / ttl
+        dollars = sum(n * (S3_USD_PER_LIST if method == "LIST" else S3_USD_PER_GET)
+                      for (method, _), n in fresh.per_ttl_by_answer.items()) * windows
+        rows.append([store, f"{count:,}", f"{fresh.first_use:,}", f"**{fresh.per_ttl:,}**", answers or "none",
+                     f"${dollars:.2f}"])
+    head = ["store", "schemas", "requests, first use", f"requests per TTL ({ttl:g} s), every schema in use",
+            "answers", "S3 $ per warm container-month"]
+    note = (f"One warm container whose traffic names every schema in every {ttl:g} s window: the worst case; a "
+            "schema no event names costs nothing. Counted at the S3 client's connection pool against moto. An id no "
+            "schema has costs one GET per 10 s while events keep naming it. S3 at $0.0004 per 1,000 GETs.")
+    return "### S3 requests per warm container\n\n" + _table(head, rows) + "\n\n" + note
 
 
 # -- formatting ---------------------------------------------------------------------------------------------------
