@@ -50,3 +50,10 @@ mock_resource "aws_apigatewayv2_api" {
     execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abc123"
   }
 }
+
+# endpoint.tftest.hcl and outputs.tftest.hcl derive the SDK settings from this URL (AWS prints it with a slash).
+mock_resource "aws_lambda_function_url" {
+  defaults = {
+    function_url = "https://xyz789.lambda-url.us-east-1.on.aws/"
+  }
+}
