@@ -16,6 +16,7 @@ import pytest
 
 from fakes.segment import FakeSegment
 from helpers import CLIENT_KEY, VALID_KEY, api_event, track
+from runtime_python import python313
 from s3_support import create_bucket_with_schemas, lambda_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,17 +32,6 @@ BUILD_TIMEOUT_SECONDS = 300
 # unchecked hash-based files (bit 0: hash-based; bit 1, check the source: unset).
 RUNTIME_CACHE_TAG = "cpython-313"
 UNCHECKED_HASH_FLAGS = 0b01
-
-
-def python313() -> str | None:
-    """A python3.13 on PATH or in pyenv, as build.sh looks for one; None when this machine has none."""
-    candidates = [shutil.which("python3.13"), *sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"), reverse=True)]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([str(candidate), "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
-                               capture_output=True, text=True)
-        if probe.stdout.strip() == "True":
-            return str(candidate)
-    return None
 
 
 needs_python313 = pytest.mark.skipif(python313() is None, reason="no python3.13 here (PATH or pyenv): build.sh falls back "
