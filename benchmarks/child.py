@@ -5,7 +5,7 @@
     child.py registry REQUEST.json       the registry's lambda_handler, first invocation of a new process
     child.py original REQUEST.json       the original's stack doing the same request's work
 
-The two first responses also report the process's peak resident memory (ru_maxrss) once they have answered.
+The two first responses also report the process's peak resident memory (VmHWM) once they have answered.
 
 Each prints one line, RESULT_MARKER + JSON, as soon as it has its answer; the parent stops its clock on reading it,
 so interpreter shutdown (which no client waits for) is not timed. Only sys and time are imported up front, so a
@@ -71,10 +71,10 @@ def original(request_path):
 
 
 def _peak_kib():
-    """The process's peak resident set so far, in KiB (Linux's unit for ru_maxrss); read after the clock stops."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """The process's peak resident set so far, in KiB; read after the clock stops. VmHWM, not ru_maxrss: Linux
+    carries ru_maxrss across exec, so a child would report its parent's (the benchmark's) peak."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 
 def _post(http, body, write_key):
