@@ -2,6 +2,7 @@
 
 Quick mode (BENCH_QUICK=1, or pytest-benchmark's own --benchmark-disable) runs every benchmark body once, checks
 what it returned, and times nothing: CI keeps the benchmarks from rotting without judging a shared runner's speed.
+Under CI=true a skipped benchmark fails the run, as in the suite (tests/ci_skips.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import ci_skips
 import workload
 from reflekt_registry import log
 from report import Results, render, update_readme
@@ -25,6 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: pytest-benchmark reads the option when its own pytest_configure builds its session.
     if os.environ.get(QUICK_ENV, "").strip() not in ("", "0"):
         config.option.benchmark_disable = True
+    ci_skips.install(config)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 ################################################################################
 
 # A function URL has no per-request charge (API Gateway's is most of the cost at one event per request) and no
-# throttling of its own: the function's reserved concurrency is then the only cap on load and on the bill.
+# throttling of its own: the function's reserved concurrency is then the only cap on load and on the bill (so
+# variables.tf refuses an unreserved function with this endpoint type).
 resource "aws_lambda_function_url" "this" {
   count = local.create_function_url ? 1 : 0
 
@@ -18,13 +19,6 @@ resource "aws_lambda_function_url" "this" {
     # analytics.js 1.84+ sends Authorization, and X-Retry-Count on retries.
     allow_headers = ["content-type", "authorization", "x-retry-count"]
     max_age       = var.cors_max_age
-  }
-
-  lifecycle {
-    precondition {
-      condition     = var.reserved_concurrent_executions >= 0
-      error_message = "endpoint_type = \"function_url\" needs reserved_concurrent_executions >= 0: a function URL has no throttling, so reserved concurrency is the only cap on load and cost."
-    }
   }
 }
 

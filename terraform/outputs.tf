@@ -59,8 +59,8 @@ output "lambda_role_arn" {
 ################################################################################
 
 output "api_endpoint" {
-  description = "Base URL of the registry, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com, or https://<url-id>.lambda-url.eu-west-1.on.aws with endpoint_type = \"function_url\""
-  value       = try(local.api_endpoint, "")
+  description = "Base URL of the registry: https://<domain_name> when a custom domain is set, else e.g. https://abc123.execute-api.eu-west-1.amazonaws.com, or https://<url-id>.lambda-url.eu-west-1.on.aws with endpoint_type = \"function_url\""
+  value       = try(local.client_endpoint, "")
 }
 
 output "api_execution_arn" {
@@ -82,12 +82,35 @@ output "sdk_config" {
   description = "What to set in each Segment SDK so it sends to the registry, keyed by SDK and then by the SDK's own option name"
   value = try({
     # analytics-python: analytics.host = ...; the SDK appends /v1/batch.
-    python = { host = local.api_endpoint }
+    python = { host = local.client_endpoint }
     # @segment/analytics-node: new Analytics({ host, path, writeKey }).
-    node = { host = local.api_endpoint, path = "/v1/batch" }
+    node = { host = local.client_endpoint, path = "/v1/batch" }
     # analytics.js: integrations["Segment.io"].apiHost (no scheme) and the load option cdnURL.
-    browser = { apiHost = "${local.api_domain}/v1", cdnURL = "https://${local.api_domain}" }
+    browser = { apiHost = "${local.client_domain}/v1", cdnURL = "https://${local.client_domain}" }
     # analytics-swift / analytics-kotlin: both hosts, or the settings Segment serves would point apiHost back at Segment.
-    mobile = { apiHost = "${local.api_domain}/v1", cdnHost = "${local.api_domain}/v1" }
+    mobile = { apiHost = "${local.client_domain}/v1", cdnHost = "${local.client_domain}/v1" }
   }, {})
+}
+
+################################################################################
+# Custom domain
+################################################################################
+
+output "domain_name_target_domain_name" {
+  description = "API Gateway's regional hostname for `domain_name`, which DNS must point the domain at; null without a custom domain"
+  value       = try(local.domain_target.target_domain_name, null)
+}
+
+output "domain_name_hosted_zone_id" {
+  description = "Route 53 zone ID of that hostname, for an alias record; null without a custom domain"
+  value       = try(local.domain_target.hosted_zone_id, null)
+}
+
+output "dns_record" {
+  description = "The DNS record to create for `domain_name` with your DNS provider (a CNAME, or in Route 53 an alias A record to the same target); null when there is no custom domain or `route53_zone_id` let the module create it"
+  value = local.create_domain && var.route53_zone_id == null ? {
+    name  = var.domain_name
+    type  = "CNAME"
+    value = try(local.domain_target.target_domain_name, null)
+  } : null
 }

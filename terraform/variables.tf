@@ -129,6 +129,11 @@ variable "reserved_concurrent_executions" {
     condition     = var.reserved_concurrent_executions >= -1 && floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions
     error_message = "reserved_concurrent_executions must be -1 (unreserved) or a whole number of 0 or more."
   }
+
+  validation {
+    condition     = var.endpoint_type != "function_url" || var.reserved_concurrent_executions >= 0
+    error_message = "endpoint_type = \"function_url\" needs reserved_concurrent_executions >= 0: a function URL has no throttling, so reserved concurrency is the only cap on load and cost."
+  }
 }
 
 variable "log_retention_in_days" {
@@ -254,6 +259,67 @@ variable "throttling_rate_limit" {
   validation {
     condition     = var.throttling_rate_limit >= 0
     error_message = "throttling_rate_limit must be zero or more."
+  }
+}
+
+################################################################################
+# Custom domain
+################################################################################
+
+variable "domain_name" {
+  description = "Your own (sub)domain for the registry, e.g. events.example.com, so browsers send first-party requests that ad blockers leave alone. Null keeps the execute-api hostname. Needs `certificate_arn`"
+  type        = string
+  default     = null
+
+  validation {
+    # Lower case, so the outputs spell the host exactly as clients, certificates and the settings document will.
+    # coalesce() because || does not short-circuit: length(null) would fail. 253 is DNS's limit on a whole name.
+    condition     = var.domain_name == null || (can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain_name)) && length(coalesce(var.domain_name, "x")) <= 253)
+    error_message = "domain_name must be a lower-case hostname such as events.example.com, with no scheme, port, path or trailing dot."
+  }
+
+  validation {
+    # A function URL cannot take a custom domain itself; that needs a CloudFront distribution in front, which this module does not build.
+    condition     = var.domain_name == null || var.endpoint_type == "http_api"
+    error_message = "domain_name is not supported with endpoint_type = \"function_url\": a Lambda function URL takes a custom domain only through a CloudFront distribution, which this module does not create. Use endpoint_type = \"http_api\" or leave domain_name unset."
+  }
+}
+
+variable "certificate_arn" {
+  description = "ARN of the ACM certificate for `domain_name` (or a wildcard covering it), issued or imported in the same region as the API: a regional custom domain cannot use a us-east-1 CloudFront certificate from another region"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$", var.certificate_arn))
+    error_message = "certificate_arn must be an ACM certificate ARN, such as arn:aws:acm:eu-west-1:123456789012:certificate/<id>."
+  }
+
+  # Both pairing checks live here: validations that referred to each other's variable would form a cycle.
+  validation {
+    condition     = var.certificate_arn != null || var.domain_name == null
+    error_message = "certificate_arn is required when domain_name is set: the ARN of an ACM certificate for that name, issued in the API's region."
+  }
+
+  validation {
+    condition     = var.certificate_arn == null || var.domain_name != null
+    error_message = "certificate_arn is set but domain_name is not: set domain_name to the name the certificate covers, or remove certificate_arn."
+  }
+}
+
+variable "route53_zone_id" {
+  description = "ID of the Route 53 hosted zone holding `domain_name`, to create its alias record. Null creates no record: the `dns_record` output says which one to create with your DNS provider"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.route53_zone_id == null || can(regex("^[A-Z0-9]{1,32}$", var.route53_zone_id))
+    error_message = "route53_zone_id must be a Route 53 hosted zone ID such as Z0123456789ABCDEFGHIJ (without the /hostedzone/ prefix)."
+  }
+
+  validation {
+    condition     = var.route53_zone_id == null || var.domain_name != null
+    error_message = "route53_zone_id is set but domain_name is not: the zone is only used for the custom domain's alias record."
   }
 }
 

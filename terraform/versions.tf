@@ -1,6 +1,6 @@
 terraform {
-  # terraform test's mock_provider, used by tests/, needs 1.7.
-  required_version = ">= 1.7"
+  # terraform test's mock_provider, used by tests/, needs 1.7; validations that compare variables (domain.tf's) need 1.9.
+  required_version = ">= 1.9"
 
   required_providers {
     aws = {

@@ -4,7 +4,12 @@ from collections.abc import Iterator
 
 import pytest
 
+import ci_skips
 from fakes.segment import FakeSegment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    ci_skips.install(config)
 
 
 @pytest.fixture

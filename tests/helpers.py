@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip as gzip_module
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,19 @@ def api_event(
         "body": raw,
         "isBase64Encoded": encoded,
     }
+
+
+# Hosts that would take a client away from a registry on the company's own domain: AWS's own API hostname and Segment's.
+FOREIGN_HOST = re.compile(r"execute-api\.|segment\.(?:io|com)|segmentapis\.com")
+
+
+def foreign_hosts(document: Any) -> list[str]:
+    """The string values anywhere in a JSON document that name a FOREIGN_HOST (keys such as "Segment.io" are names)."""
+    if isinstance(document, dict):
+        return [found for value in document.values() for found in foreign_hosts(value)]
+    if isinstance(document, list):
+        return [found for value in document for found in foreign_hosts(value)]
+    return [document] if isinstance(document, str) and FOREIGN_HOST.search(document.lower()) else []
 
 
 def track(schema_id: str | None = TEST_EVENT, message_id: str | None = None, **properties: Any) -> dict[str, Any]:

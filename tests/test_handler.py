@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, load_captures,
+from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, foreign_hosts, load_captures,
                      make_registry, response_json, track, tune_retries)
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local.server import to_api_gateway_event
@@ -178,6 +178,16 @@ def test_settings_point_sdks_back_at_the_registry(registry):
     assert segment_io["apiHost"] == "abc123.execute-api.eu-west-1.amazonaws.com/prod/v1"
     assert segment_io["apiKey"] == "wk-1"
     assert response["headers"]["access-control-allow-origin"] == "*"
+
+
+def test_settings_on_a_custom_domain_name_that_domain(registry):
+    """API Gateway puts a custom domain in requestContext.domainName: the document names it, and no other host."""
+    event = api_event(method="GET", path="/v1/projects/wk-1/settings", write_key=None,
+                      headers={"host": "events.example.com", "x-forwarded-proto": "https"})
+    event["requestContext"]["domainName"] = "events.example.com"
+    document = response_json(registry.handle(event))
+    assert document["integrations"]["Segment.io"]["apiHost"] == "events.example.com/v1"
+    assert foreign_hosts(document) == []
 
 
 def test_settings_refuse_a_key_not_on_the_allowlist(segment):

@@ -10,12 +10,14 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from segment.analytics import Client
 
-from helpers import CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, basic, make_registry
-from local_support import serve
+from helpers import CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, basic, foreign_hosts, make_registry
+from local_support import call, serve
+from reflekt_registry.handler import Registry
 
 
 @pytest.fixture
@@ -52,13 +54,32 @@ def test_python_sdk_through_the_local_server(local_url, segment, gzip):
     assert invalid["context"]["ip"] == "127.0.0.1"
 
 
-def test_python_sdk_retries_a_503_and_segment_gets_each_event_once(local_url, segment):
+def record_answers(registry: Registry) -> list[tuple[int, str | None]]:
+    """Each status the registry answers, with the X-Retry-Count analytics-python sends when it retries a batch."""
+    answers = []
+    handle = registry.handle
+
+    def recording(event: dict[str, Any]) -> dict[str, Any]:
+        response = handle(event)
+        answers.append((response["statusCode"], event["headers"].get("x-retry-count")))
+        return response
+
+    registry.handle = recording  # type: ignore[method-assign]
+    return answers
+
+
+def test_python_sdk_retries_a_503_and_segment_gets_each_event_once(segment):
     """Segment failing past the registry's budget → 503 → the SDK retries the batch and it lands once."""
+    registry = make_registry(segment.url, REGISTRY_WRITE_KEYS=CLIENT_KEY)
+    answers = record_answers(registry)
     segment.fail(times=4, status=503)  # one registry request's worth of attempts
-    client = Client(CLIENT_KEY, host=local_url, max_retries=3, sync_mode=False)
-    client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": "x"}, message_id="m-retry")
-    client.flush()
-    client.shutdown()
+    with serve(registry) as url:
+        client = Client(CLIENT_KEY, host=url, max_retries=3, sync_mode=False)
+        client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": "x"},
+                     message_id="m-retry")
+        client.flush()
+        client.shutdown()
+    assert answers == [(503, None), (200, "1")]  # the SDK was told 503, and its first retry landed
     assert segment.message_ids(VALID_KEY) == ["m-retry"]
 
 
@@ -88,6 +109,16 @@ def test_chunked_gzip_upload_like_kotlin(local_url, segment):
     response = connection.getresponse()
     assert (response.status, json.loads(response.read())) == (200, {"success": True})
     assert segment.message_ids(VALID_KEY) == ["kotlin-1"]
+
+
+def test_settings_name_the_custom_domain_the_request_came_to(local_url):
+    """On the company's own domain (Host: events.example.com) the settings keep browsers and apps on that host."""
+    status, _, document = call(f"{local_url}/v1/projects/{CLIENT_KEY}/settings",
+                               headers={"Host": "events.example.com", "X-Forwarded-Proto": "https"})
+    assert status == 200, document
+    segment_io = document["integrations"]["Segment.io"]
+    assert (segment_io["apiHost"], segment_io["protocol"]) == ("events.example.com/v1", "https")
+    assert foreign_hosts(document) == []
 
 
 def test_readme_serve_command_runs_on_the_embedded_default(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,5 +96,9 @@ def test_analytics_js_with_a_key_not_on_the_allowlist_delivers_nothing(tmp_path,
     """The settings fetch is refused with the rest: nothing reaches Segment from an unknown key."""
     calls = [["track", ["Test Event", {"schema_id": TEST_EVENT, "test_property": "ok"}]]]
     with serve(make_registry(segment.url, REGISTRY_WRITE_KEYS="another-key")) as registry_url:
-        run_page(tmp_path, bundle, registry_url, calls)
+        dom = run_page(tmp_path, bundle, registry_url, calls)
+    # The page ran analytics.js, and its load failed on the registry's answer, not on anything else.
+    title = re.search(r"<title>(.*?)</title>", dom, re.S)
+    assert title and title[1].startswith("failed: "), dom[:500]
+    assert '"code": "unauthorized"' in title[1], title[1]
     assert segment.received == []

@@ -1,13 +1,15 @@
 """The Terraform module: formatting, validation, `terraform test` against a mocked AWS provider, and checkov.
 
-Terraform runs offline on a copy of terraform/ in a temporary folder, with its own CLI configuration pointing at
-the provider mirror, so neither .terraform/ nor a lock file ever lands in the repository.
+Terraform runs on a copy of terraform/ in a temporary folder, so neither .terraform/ nor a lock file ever lands in
+the repository. It installs hashicorp/aws from the filesystem mirror when the machine has one (offline), and
+otherwise the normal way: from the registry, or as the user's own CLI configuration says.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,12 @@ EXAMPLE = Path("examples") / "complete"
 MIRROR = Path(os.environ.get("TF_PROVIDER_MIRROR", "/opt/tf-plugins"))
 AWS_PROVIDER = MIRROR / "registry.terraform.io" / "hashicorp" / "aws"
 TERRAFORM_TIMEOUT_SECONDS = 300
+# How `terraform init` says it could not get a provider (as opposed to finding the configuration wrong).
+PROVIDER_UNAVAILABLE = ("Failed to query available provider packages", "Failed to install provider")
+# Enough of init's error to name the cause in a one-line skip reason.
+MESSAGE_CHARS = 300
+# Settings a user may keep for the normal installation: their CLI configuration and plugin cache.
+USER_TF_SETTINGS = ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR")
 # The module's inputs without defaults, for test files written here.
 REQUIRED_VARIABLES = {
     "registry_write_keys": ["wk"],
@@ -37,7 +45,7 @@ pytestmark = pytest.mark.terraform
 def terraform_binary() -> str:
     path = shutil.which("terraform")
     if path is None:
-        pytest.skip("the terraform binary is not on PATH")
+        pytest.skip("terraform is not on PATH: install Terraform >= 1.9 (README, Development)")
     return path
 
 
@@ -75,13 +83,33 @@ class Workspace:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     terraform_binary()
-    if not AWS_PROVIDER.is_dir():
-        pytest.skip(f"no hashicorp/aws provider in the offline mirror at {AWS_PROVIDER} (set TF_PROVIDER_MIRROR)")
     base = tmp_path_factory.mktemp("terraform")
     root = base / "terraform"
     shutil.copytree(MODULE, root, ignore=shutil.ignore_patterns(".terraform*", "terraform.tfstate*"))
     # The schema check imports reflekt_registry from ../function, as it does in the repository.
     (base / "function").symlink_to(REPO / "function")
+    zip_path = base / "placeholder.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("reflekt_registry/handler.py", "")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    env.update(provider_installation(base), TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
+    workspace = Workspace(root, env, zip_path)
+    for folder in (root, root / EXAMPLE):
+        init = workspace.terraform("init", "-backend=false", "-no-color", cwd=folder)
+        output = init.stdout + init.stderr
+        if init.returncode != 0 and not AWS_PROVIDER.is_dir() and any(text in output for text in PROVIDER_UNAVAILABLE):
+            error = " ".join(output[output.find("Error:"):].split())
+            pytest.skip(f"no hashicorp/aws provider in a mirror at {AWS_PROVIDER} (set TF_PROVIDER_MIRROR), and "
+                        f"terraform init could not install it the normal way: {error[:MESSAGE_CHARS]}")
+        assert init.returncode == 0, output
+    return workspace
+
+
+def provider_installation(base: Path) -> dict[str, str]:
+    """The environment that makes `terraform init` install hashicorp/aws: from the filesystem mirror, offline, when
+    there is one; else the normal way, keeping the user's own CLI configuration and plugin cache."""
+    if not AWS_PROVIDER.is_dir():
+        return {name: os.environ[name] for name in USER_TF_SETTINGS if name in os.environ}
     cli_config = base / "terraformrc"
     cli_config.write_text(textwrap.dedent(f"""\
         provider_installation {{
@@ -91,16 +119,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
           }}
         }}
         """))
-    zip_path = base / "placeholder.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        archive.writestr("reflekt_registry/handler.py", "")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
-    env.update(TF_CLI_CONFIG_FILE=str(cli_config), TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
-    workspace = Workspace(root, env, zip_path)
-    for folder in (root, root / EXAMPLE):
-        init = workspace.terraform("init", "-backend=false", "-no-color", cwd=folder)
-        assert init.returncode == 0, init.stdout + init.stderr
-    return workspace
+    return {"TF_CLI_CONFIG_FILE": str(cli_config)}
 
 
 def test_files_are_formatted() -> None:
@@ -117,9 +136,13 @@ def test_configuration_is_valid(workspace: Workspace, folder: Path) -> None:
 
 
 def test_terraform_test_passes(workspace: Workspace) -> None:
+    # Every run block in terraform/tests/ must have passed: a test file terraform skipped or could not load must
+    # not pass for a success.
+    runs = sum(len(re.findall(r'^run\s+"', path.read_text(), re.M)) for path in (MODULE / "tests").glob("*.tftest.hcl"))
     result = workspace.test()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert ", 0 failed" in result.stdout
+    assert runs > 0
+    assert f"Success! {runs} passed, 0 failed." in result.stdout, result.stdout
 
 
 def output_of(result: subprocess.CompletedProcess[str]) -> str:
@@ -143,6 +166,37 @@ def test_a_bad_schema_fails_the_plan_naming_the_file(workspace: Workspace, fixtu
     assert "Resource precondition failed" in output
     assert f"tests/fixtures/{fixture}/checkout/Order_Completed/1-0.json" in output
     assert reason in output
+
+
+CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"certificate_arn": CERTIFICATE_ARN}, "certificate_arn is set but domain_name is not"),
+        ({"domain_name": "events.example.com"}, "certificate_arn is required when domain_name is set"),
+        ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN, "endpoint_type": "function_url"},
+         "a Lambda function URL takes a custom domain only through a CloudFront distribution"),
+        ({"route53_zone_id": "Z0123456789ABCDEFGHIJ"}, "route53_zone_id is set but domain_name is not"),
+        ({"domain_name": "Events.example.com", "certificate_arn": CERTIFICATE_ARN},
+         "domain_name must be a lower-case hostname"),
+        ({"domain_name": "events.example.com", "certificate_arn": "arn:aws:iam::123456789012:server-certificate/x"},
+         "certificate_arn must be an ACM certificate ARN"),
+        ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN, "route53_zone_id": "/hostedzone/Z01"},
+         "route53_zone_id must be a Route 53 hosted zone ID"),
+        ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN.replace("us-east-1", "eu-west-1")},
+         "certificate_arn is in eu-west-1, but the API is in us-east-1"),
+    ],
+    ids=["certificate-without-domain", "domain-without-certificate", "domain-with-function-url", "zone-without-domain",
+         "domain-not-lower-case", "certificate-not-acm", "zone-id-with-path", "certificate-in-another-region"],
+)
+def test_a_bad_custom_domain_fails_the_plan_saying_why(workspace: Workspace, variables: dict[str, str], message: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    folder = workspace.write_test(f"plan-{request.node.callspec.id}", "plan", **variables)
+    result = workspace.test(f"-test-directory={folder}")
+    assert result.returncode != 0
+    assert message in output_of(result)
 
 
 @pytest.mark.parametrize(("fixture", "passes"), [("schemas", True), ("schemas-invalid-keyword", False)])

@@ -66,5 +66,5 @@ run "function_url_needs_reserved_concurrency" {
     reserved_concurrent_executions = -1
   }
 
-  expect_failures = [aws_lambda_function_url.this]
+  expect_failures = [var.reserved_concurrent_executions]
 }

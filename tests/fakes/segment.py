@@ -1,7 +1,8 @@
 """A loopback fake of Segment's HTTP Tracking API that records what each source receives and can misbehave.
 
 It enforces what Segment documents: Basic auth or a body writeKey, JSON bodies, 500 KB per batch and 32 KB per
-event (else 400), and answers 200 {"success": true}. Planned faults are consumed one request at a time.
+event (else 400), and answers 200 {"success": true}. Like Segment, it keeps only the first 2,500 events of a batch
+and still answers 200. Planned faults are consumed one request at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 MAX_BATCH_BYTES = 500 * 1024
 MAX_EVENT_BYTES = 32 * 1024
+# Segment answers 200 to a longer batch but drops the events past this many.
+MAX_BATCH_EVENTS = 2_500
 
 
 @dataclass
@@ -46,6 +49,7 @@ class FakeSegment:
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     connections: int = 0
+    dropped: int = 0  # events past MAX_BATCH_EVENTS, answered 200 and lost
     _faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -129,7 +133,11 @@ class FakeSegment:
                 write_key = self._write_key(body)
                 if not write_key:
                     return self._answer(401, {"success": False, "message": "no write key"})
+                batch = body.get("batch")
                 with fake._lock:
+                    if isinstance(batch, list) and len(batch) > MAX_BATCH_EVENTS:
+                        fake.dropped += len(batch) - MAX_BATCH_EVENTS
+                        body = {**body, "batch": batch[:MAX_BATCH_EVENTS]}
                     fake.received.append(Received(write_key, self.path, dict(self.headers), body))
                 self._answer(200, {"success": True})
 

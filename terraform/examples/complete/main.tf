@@ -27,6 +27,13 @@ module "reflekt_registry" {
   throttling_burst_limit         = 50
   throttling_rate_limit          = 20
 
+  # First-party domain: serve the registry on your own subdomain so ad blockers leave browser events alone.
+  # The certificate must be an ACM certificate for that name in var.region. Without route53_zone_id, create the
+  # record the dns_record output names with your DNS provider.
+  # domain_name     = "events.example.com"
+  # certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+  # route53_zone_id = "Z0123456789ABCDEFGHIJ"
+
   tags = {
     Project = "reflekt-registry"
   }

@@ -8,6 +8,11 @@ output "sdk_config" {
   value       = module.reflekt_registry.sdk_config
 }
 
+output "dns_record" {
+  description = "The DNS record to create for a custom domain when the module did not create it; null otherwise"
+  value       = module.reflekt_registry.dns_record
+}
+
 output "bucket_name" {
   description = "Bucket holding the schemas"
   value       = module.reflekt_registry.bucket_name

@@ -57,3 +57,14 @@ mock_resource "aws_lambda_function_url" {
     function_url = "https://xyz789.lambda-url.us-east-1.on.aws/"
   }
 }
+
+# domain.tftest.hcl checks that DNS and the outputs point at this target.
+mock_resource "aws_apigatewayv2_domain_name" {
+  defaults = {
+    # An object, not a list: mocks fill each element of the configured block from it.
+    domain_name_configuration = {
+      target_domain_name = "d-xyz789.execute-api.us-east-1.amazonaws.com"
+      hosted_zone_id     = "Z1UJRXOUMOOFQ8"
+    }
+  }
+}
