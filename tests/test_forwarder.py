@@ -16,8 +16,10 @@ from helpers import basic
 from reflekt_registry.config import Settings
 from reflekt_registry.errors import DeliveryError
 from reflekt_registry.forwarder import (MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, Forwarder, JsonlFile,
-                                        RetryPolicy, SegmentClient, SegmentSource, _batch_body, encode, pack)
+                                        SegmentClient, SegmentSource, _batch_body, encode, pack)
+from reflekt_registry.retry import RetryPolicy
 from reflekt_registry.validator import Verdict, Violation, annotate
+from test_retry import expected_backoff
 
 KEY = "source-write-key"
 VALID_KEY = "valid-source-key"
