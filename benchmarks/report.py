@@ -37,6 +37,11 @@ WARM_ROWS = {
     FJS_ALONE: "fastjsonschema validation alone",
     RS_ALONE: "jsonschema-rs validation alone",
 }
+# Warm cost of finding schemas by name in a tracking plan, against by schema_id (test_resolution.py).
+BY_SCHEMA_ID, BY_NAME = "plan by schema_id", "plan by name"
+PLAN_EVENTS = 500  # events of the benchmark's tracking plan, each with two MINORs
+PLAN_SCHEMAS = 2 * PLAN_EVENTS
+PLAN_BATCH = 100
 # Cold figures, medians of fresh processes (not pytest-benchmark rounds: see test_cold.py).
 COLD_REGISTRY, COLD_ORIGINAL = "cold registry", "cold original"
 # The Lambda's case: python3.13, the unpacked zip alone on the path, no bytecode written; with and without the
@@ -57,6 +62,7 @@ IMPORT_EXTRAS_SHOWN = 6
 WARM_GOAL = 2.0  # warm 100-event batch, per event, at most this times the floor
 COLD_GOAL = 0.25  # fresh process to first response, at most this times the original's stack
 IMPORT_GOAL = 1.2  # handler import, at most this times `import urllib3, fastjsonschema`
+PLAN_GOAL = 1.1  # warm per-event cost by name, over a 1,000-schema plan, at most this times by schema_id
 ZIP_GOAL_BYTES = 256 * 1024
 
 # Prices as of the author's reference knowledge (AWS list prices, us-east-1, 2024-2025); check aws.amazon.com/pricing.
@@ -139,7 +145,7 @@ class Results:
     def record_samples(self, name: str, seconds: list[float]) -> None:
         """Keeps the median of figures measured outside pytest-benchmark (in full mode only, like record)."""
         if not self.quick:
-            self.timings[name, 0] = Timing(statistics.median(seconds), len(seconds))
+            self.timings[name, 0] = Timing(statistics.median(seconds), len(seconds), min(seconds))
 
     def record_breakdown(self, name: str, parts: dict[str, list[float]]) -> None:
         if not self.quick:
@@ -171,7 +177,8 @@ class Results:
         warm = [(name, batch) for name in WARM_ROWS for batch in BATCH_SIZES
                 if name != ORIGINAL or batch in ORIGINAL_BATCH_SIZES]
         cold = [(name, 0) for name in (*COLD_STACKS, *FRESH_TIMINGS)]
-        return (not self.quick and all(key in self.timings for key in warm + cold) and self.zip is not None
+        plan = [(BY_SCHEMA_ID, 0), (BY_NAME, 0)]
+        return (not self.quick and all(key in self.timings for key in warm + cold + plan) and self.zip is not None
                 and {count for _, count in self.freshness} == set(FRESHNESS_SCHEMA_COUNTS))
 
 
@@ -199,6 +206,8 @@ def _goals(r: Results) -> str:
     cold = r.ratio(COLD_REGISTRY, COLD_ORIGINAL)
     bytecode = r.ratio(ZIP_WITH_BYTECODE, ZIP_WITHOUT_BYTECODE)
     imports = r.ratio(IMPORT_HANDLER, IMPORT_DEPS)
+    by_name = r.ratio(BY_NAME, BY_SCHEMA_ID)
+    plan_seconds = (r.seconds(BY_NAME), r.seconds(BY_SCHEMA_ID))
     zip_size = r.zip.size if r.zip else None
     connections = r.warm_connections if r.pools else None
     rows = [
@@ -211,6 +220,10 @@ def _goals(r: Results) -> str:
          _judge(bytecode, 0.999), _bytecode_limit(r)),
         ("`import reflekt_registry.handler` vs `import urllib3, fastjsonschema`", f"≤ {IMPORT_GOAL:.1f}x",
          _x(imports), _judge(imports, IMPORT_GOAL), _import_limit(r)),
+        (f"warm per event, schemas found by name in a {PLAN_SCHEMAS:,}-schema plan vs by schema_id", f"≤ {PLAN_GOAL:.2f}x",
+         f"{_x(by_name)} (fastest turns: {_x(r.fastest_ratio(BY_NAME, BY_SCHEMA_ID))}; "
+         + " vs ".join(_us(None if t is None else t / PLAN_BATCH) for t in plan_seconds) + " per event)",
+         _judge(by_name, PLAN_GOAL), "batches of 100 track events, destinations discarding, the two taking turns"),
         ("new connections to Segment on warm invocations", "0",
          f"{r.warm_connections} in {r.warm_invocations:,} warm invocations of {len(r.pools)} fresh registries",
          _judge(connections, 0), _connection_limit(r)),

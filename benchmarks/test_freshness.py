@@ -5,8 +5,11 @@ store ask S3 again. Counted here is the worst case, every schema in use in every
 one once per window. Requests are counted, not timed, at the S3 client's connection pool (one per HTTP request,
 whatever S3 answered), against moto running as a server, with the store's clock moved by hand.
 
-To count another way of keeping schemas fresh (issue 9's schema index, say), add it to STORES: a factory that gets
-the S3 client, the schemas' location and the clock, and returns a store whose `get(schema_id)` serves a schema.
+Counted three ways: events naming their schema by `schema_id` (a conditional GET per schema in use), and events
+judged by name (issue 9), which also keep the index of names fresh, from publish's `registry/index.json` or, for a
+bucket filled by `aws s3 sync`, from a listing of the prefix. To count another way, add it to WAYS: what the
+bucket holds besides the schemas, and a factory that gets the S3 client, the schemas' location and the clock and
+returns something whose `get(schema_id)` serves a schema as an event would need it.
 """
 
 from __future__ import annotations
@@ -14,44 +17,58 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
-
-import urllib3
+from typing import Any, NamedTuple
 
 import workload
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
 from reflekt_registry.config import DEFAULT_SCHEMA_CACHE_TTL_SECONDS, Credentials, S3Endpoint, S3Location
+from reflekt_registry.plans import INDEX_KEY, entry_from_path, index_document
 from reflekt_registry.s3 import S3Client
 from reflekt_registry.schemas import MISSING_SCHEMA_TTL_SECONDS, CompiledSchema, S3Source, SchemaStore
 from report import FRESHNESS_SCHEMA_COUNTS, Freshness, Results
+from s3_support import CountingPool
 from services import BUCKET, REGION, MotoService
 
 QUICK_SCHEMA_COUNTS = (10,)
 TTL = DEFAULT_SCHEMA_CACHE_TTL_SECONDS
-# Each freshness store gets: the S3 client, where the schemas are, and the clock its TTLs run on.
+# A store gets the S3 client, where the schemas are, and the clock its TTLs run on.
 StoreFactory = Callable[[S3Client, S3Location, Callable[[], float]], Any]
-STORES: dict[str, StoreFactory] = {
-    "per-schema conditional GET (schemas.SchemaStore)":
-        lambda client, location, clock: SchemaStore(S3Source(location, client), TTL, clock),
+
+
+class ByName:
+    """What judging an event by name costs the store: the index of names (kept fresh), then the schema it found."""
+
+    def __init__(self, store: SchemaStore):
+        self.store = store
+
+    def get(self, schema_id: str) -> Any:
+        self.store.index()
+        return self.store.get(schema_id)
+
+
+def publish_index(s3: Any, location: S3Location, schema_ids: list[str]) -> None:
+    entries = [entry for entry in map(entry_from_path, schema_ids) if entry]
+    s3.put_object(Bucket=location.bucket, Key=INDEX_KEY, Body=index_document(entries, location.prefix))
+
+
+def no_index(s3: Any, location: S3Location, schema_ids: list[str]) -> None:
+    s3.delete_object(Bucket=location.bucket, Key=INDEX_KEY)
+
+
+class Way(NamedTuple):
+    prepare: Callable[[Any, S3Location, list[str]], None]  # (a boto3 client, where, the schema ids)
+    open: StoreFactory
+
+
+def _store(client: S3Client, location: S3Location, clock: Callable[[], float]) -> SchemaStore:
+    return SchemaStore(S3Source(location, client), TTL, clock)
+
+
+WAYS: dict[str, Way] = {
+    "by schema_id: a conditional GET per schema": Way(no_index, _store),
+    "by name, publish's index: + its conditional GET": Way(publish_index, lambda *a: ByName(_store(*a))),
+    "by name, no index (aws s3 sync): + a GET (404) and a LIST per 1,000": Way(no_index, lambda *a: ByName(_store(*a))),
 }
-
-
-class CountingPool(urllib3.PoolManager):
-    """A connection pool that counts the HTTP requests made through it, by kind (GET, LIST, PUT...) and answer."""
-
-    def __init__(self) -> None:
-        super().__init__(num_pools=2, maxsize=4, retries=False)
-        self.requests: Counter[tuple[str, int]] = Counter()
-
-    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:
-        response = super().urlopen(method, url, redirect=redirect, **kw)
-        kind = "LIST" if "list-type=" in url else method  # a LIST is a GET on the bucket, priced higher
-        self.requests[kind, response.status] += 1
-        return response
-
-    def take(self) -> Counter[tuple[str, int]]:
-        counted, self.requests = self.requests, Counter()
-        return counted
 
 
 class Clock:
@@ -76,8 +93,9 @@ def test_s3_requests_per_ttl(s3: MotoService, results: Results, quick: bool) -> 
         documents = schema_documents(count)
         for schema_id, body in documents.items():
             uploader.put_object(Bucket=BUCKET, Key=location.prefix + schema_id, Body=body)
-        for name, factory in STORES.items():
-            results.freshness[name, count] = count_requests(factory, s3.url, location, list(documents))
+        for name, way in WAYS.items():
+            way.prepare(uploader, location, list(documents))
+            results.freshness[name, count] = count_requests(way.open, s3.url, location, list(documents))
 
 
 def count_requests(factory: StoreFactory, endpoint_url: str, location: S3Location, schema_ids: list[str]) -> Freshness:
@@ -87,7 +105,9 @@ def count_requests(factory: StoreFactory, endpoint_url: str, location: S3Locatio
 
     def use_every_schema() -> Counter[tuple[str, int]]:
         assert all(isinstance(store.get(schema_id), CompiledSchema) for schema_id in schema_ids)
-        return pool.take()
+        counted = Counter(pool.requests)
+        pool.requests.clear()
+        return counted
 
     first = use_every_schema()  # a cold container meets each schema
     within = use_every_schema()  # the same TTL window: all cached
@@ -110,4 +130,4 @@ def test_an_unknown_id_costs_a_request_per_missing_ttl(s3: MotoService) -> None:
         for _ in range(workload.COLD_EVENTS):
             store.get("bench/No_Such_Event/1-0.json")
         clock.now += MISSING_SCHEMA_TTL_SECONDS
-    assert pool.take() == Counter({("GET", 404): windows})
+    assert Counter(pool.requests) == Counter({("GET", 404): windows})

@@ -28,6 +28,14 @@ data "aws_iam_policy_document" "lambda" {
     resources = ["${local.bucket_arn}/${var.schema_prefix}*"]
   }
 
+  # The index of schema names publish writes (registry/index.json), which spares the Lambda a listing per TTL.
+  statement {
+    sid       = "ReadSchemaIndex"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/registry/index.json"]
+  }
+
   # Without ListBucket S3 answers 403 instead of 404 for a schema that does not exist.
   statement {
     sid       = "ListSchemas"

@@ -10,6 +10,19 @@ locals {
   ])
   # null for a file that is not JSON, so a precondition can name it instead of jsondecode failing.
   schemas = { for path in local.schema_files : path => try(jsondecode(file("${var.schemas_dir}/${path}")), null) }
+  # The index of names the registry looks events up in (the document publish writes; function/reflekt_registry/
+  # plans.py reads it): files in Reflekt's <Event_Name>/<MAJOR>-<MINOR>.json layout, named by self.name, or by
+  # their folder with underscores read as spaces.
+  schema_index = {
+    format = 1
+    prefix = var.schema_prefix
+    schemas = [
+      for path in sort(tolist(local.schema_files)) : {
+        id   = path
+        name = try(tostring(local.schemas[path].self.name), replace(reverse(split("/", path))[1], "_", " "))
+      } if can(regex("(^|/)[^/]+/[1-9][0-9]*-(0|[1-9][0-9]*)\\.json$", path))
+    ]
+  }
 }
 
 # Runs the registry's own schema check (every schema compiles, ids and drafts are right) before anything is uploaded;
@@ -58,4 +71,18 @@ resource "aws_s3_object" "schema" {
   }
 
   depends_on = [terraform_data.schemas_check]
+}
+
+# One conditional GET a TTL tells a warm Lambda every schema's name, whatever their number (README: Tracking plans).
+resource "aws_s3_object" "schema_index" {
+  count = var.schemas_dir == null ? 0 : 1
+
+  bucket       = local.bucket_name
+  key          = "registry/index.json"
+  content      = jsonencode(local.schema_index)
+  content_type = "application/json"
+
+  tags = var.tags
+
+  depends_on = [aws_s3_object.schema]
 }

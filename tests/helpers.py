@@ -14,6 +14,7 @@ from reflekt_registry.handler import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_SCHEMAS = REPO / "examples" / "reflekt-project" / "schemas"
+TRACKING_PLAN_SCHEMAS = REPO / "examples" / "tracking-plan" / "schemas"
 EVENTS = Path(__file__).resolve().parent / "events"
 TEST_EVENT = "segment/demo/Test_Event/1-0.json"
 VALID_KEY = "valid-source-key"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from helpers import CLIENT_KEY, basic
+from helpers import CLIENT_KEY, INVALID_KEY, VALID_KEY, basic
 from reflekt_registry.handler import Registry
 from reflekt_registry.local.inspection import RecentEvents
 from reflekt_registry.local.server import make_server
@@ -52,3 +52,16 @@ def get(base_url: str, path: str) -> Any:
     status, _, body = call(base_url + path)
     assert status == 200, body
     return body
+
+
+def assert_judged_by_name(segment, sdk: str) -> None:
+    """What every SDK's run against the example tracking plan must deliver (the calls each test sends)."""
+    valid = {event["messageId"]: event for event in segment.events(VALID_KEY)}
+    assert {f"{sdk}-v1", f"{sdk}-v2", f"{sdk}-identify", f"{sdk}-group", f"{sdk}-page"} <= set(valid)
+    assert valid[f"{sdk}-v1"]["context"]["reflekt"]["schemaId"] == "acme/Order_Completed/1-1.json"
+    assert valid[f"{sdk}-v2"]["context"]["reflekt"]["schemaId"] == "acme/Order_Completed/2-0.json"
+    assert valid[f"{sdk}-identify"]["context"]["reflekt"]["schemaId"] == "acme/Identify/1-0.json"
+    invalid = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(INVALID_KEY)}
+    assert set(invalid) == {f"{sdk}-v2-invalid", f"{sdk}-unplanned"}
+    assert invalid[f"{sdk}-v2-invalid"]["schemaId"] == "acme/Order_Completed/2-0.json"
+    assert invalid[f"{sdk}-unplanned"]["unplanned"] is True

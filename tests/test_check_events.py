@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, track
+from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, track
 from reflekt_registry.tools.check_events import EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main
 from s3_support import BUCKET, create_bucket_with_schemas
 
@@ -151,3 +151,34 @@ def test_the_documented_command_reads_stdin(tmp_path):
                             input=json.dumps(track(test_property=3)) + "\n", capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == EXIT_INVALID
     assert "  line 1: $.properties.test_property must be string" in result.stdout
+
+
+def order(version: int | None = None, **properties: object) -> dict:
+    event = {"type": "track", "event": "Order Completed", "userId": "u1", "properties": properties}
+    if version is not None:
+        event["context"] = {"protocols": {"event_version": version}}
+    return event
+
+
+def test_events_without_schema_ids_are_judged_by_name_as_the_registry_judges_them(tmp_path, capsys):
+    """The same resolution as the registry: by name and event_version, unplanned events under their own row."""
+    events = jsonl(tmp_path, order(order_id="o1", revenue=1), order(2, order_id="o2", total=1, currency="USD"),
+                   order(2, order_id="o3", revenue=1), {"type": "track", "event": "Order Shipped", "properties": {}})
+    code, out, _ = run(capsys, events, "--schemas", TRACKING_PLAN_SCHEMAS, "--plan", "acme")
+    assert code == EXIT_INVALID
+    rows = [line.split() for line in out.splitlines()]
+    assert ["(unplanned)", "0", "1"] in rows
+    assert ["acme/Order_Completed/1-1.json", "1", "0"] in rows and ["acme/Order_Completed/2-0.json", "1", "1"] in rows
+    assert "  line 4: no schema named 'Order Shipped' in the plans acme/" in out
+
+
+def test_a_plan_without_the_name_makes_it_unplanned(tmp_path, capsys):
+    code, out, _ = run(capsys, jsonl(tmp_path, order(order_id="o1", revenue=1)), "--schemas", TRACKING_PLAN_SCHEMAS, "--plan", "other/")
+    assert code == EXIT_INVALID and "(unplanned)" in out
+
+
+def test_batch_level_context_names_the_version_as_in_the_registry(tmp_path, capsys):
+    """analytics.js can put context in the envelope; the registry merges it into each event, and so does the check."""
+    envelope = {"batch": [order(order_id="o1", total=1, currency="USD")], "context": {"protocols": {"event_version": 2}}}
+    code, out, _ = run(capsys, jsonl(tmp_path, envelope), "--schemas", TRACKING_PLAN_SCHEMAS)
+    assert code == EXIT_VALID and ["acme/Order_Completed/2-0.json", "1", "0"] in [line.split() for line in out.splitlines()]

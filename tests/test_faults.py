@@ -205,6 +205,36 @@ def test_s3_failing_with_schemas_cached_keeps_serving_them(segment, s3, fault, r
     assert any(r["message"] == "serving cached schema while the store is unavailable" for r in registry_log.records)
 
 
+def by_name(tag: str) -> list[dict[str, Any]]:
+    """Events that name no schema_id, as an app written for Protocols sends them: judged through the index."""
+    return [{"type": "track", "event": "Test Event", "userId": "u1", "messageId": f"{tag}-named", "properties": {"test_property": "x"}},
+            {"type": "identify", "userId": "u1", "messageId": f"{tag}-identify", "traits": {"email": "a@b.co"}}]
+
+
+@pytest.mark.parametrize("fault", S3_FAULTS)
+def test_s3_failing_before_the_index_is_read_answers_503_then_the_retry_lands(segment, s3, fault):
+    registry = s3_registry(segment, s3)
+    s3.fail(fault)
+    events = by_name("index")
+    ledger = Ledger()
+    # Test Event's schema declares schema_id (the original convention), so the event found by name is invalid.
+    responses = send_until_accepted(registry, events, {"index-named": INVALID_KEY, "index-identify": INVALID_KEY}, ledger)
+    assert [r["statusCode"] for r in responses] == [503, 200]
+    assert check(ledger, segment).duplicates == 0
+
+
+@pytest.mark.parametrize("fault", S3_FAULTS)
+def test_s3_failing_with_the_index_cached_keeps_serving_it(segment, s3, fault, registry_log):
+    registry = s3_registry(segment, s3, ttl=0)
+    ledger = Ledger()
+    expected = {"warm-named": INVALID_KEY, "warm-identify": INVALID_KEY}
+    send_until_accepted(registry, by_name("warm"), expected, ledger)
+    s3.fail(fault, times=10)
+    expected |= {"cached-named": INVALID_KEY, "cached-identify": INVALID_KEY}
+    assert [r["statusCode"] for r in send_until_accepted(registry, by_name("cached"), expected, ledger)] == [200]
+    assert any(r["message"] == "serving cached schema index while the store is unavailable" for r in registry_log.records)
+
+
 def unusable_schema_violation(segment: FakeSegment, s3: FakeS3, tag: str, message_id: str) -> dict[str, str]:
     """Sends a mixed batch in which event `message_id` names a schema the store cannot use: the request is
     accepted at once, nothing is lost, and that event reaches the invalid source; returns its one violation."""

@@ -8,6 +8,7 @@ import pytest
 
 from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, foreign_hosts, load_captures,
                      make_registry, response_json, track, tune_retries)
+from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local.server import to_api_gateway_event
 
@@ -81,7 +82,8 @@ class TestOriginalProbeTable:
     def test_9_valid_then_missing_schema_id_is_annotated(self, registry, segment):
         send(registry, [track(test_property="x"), track(schema_id=None)])
         [invalid] = segment.events(INVALID_KEY)
-        assert invalid["properties"]["validation_errors"] == ["$.properties.schema_id is missing: name the $id of the event's schema"]
+        # Found by its name, Test Event's schema (which declares schema_id, as the original registry's did) judges it.
+        assert invalid["properties"]["validation_errors"] == ["$.properties must contain ['schema_id', 'test_property'] properties"]
 
 
 @pytest.mark.parametrize(
@@ -284,3 +286,17 @@ def test_large_request_is_split_into_batches_segment_accepts(registry, segment):
     assert send(registry, events)["statusCode"] == 200
     assert sorted(segment.message_ids(VALID_KEY)) == sorted(f"m-{i}" for i in range(3000))
     assert len(segment.received) >= 2
+
+
+def test_the_registry_judges_every_event_under_its_policy(segment):
+    """The handler hands its Policy to every verdict: here unplanned events and allowed violations reach the valid
+    source, annotated, and the plan chooses among same-named schemas."""
+    registry = make_registry(segment.url)
+    registry.policy = Policy(("jaffle_shop/",), Controls(unplanned_events="allow", violations="allow"))
+    identify = {"type": "identify", "userId": "u1", "messageId": "i", "traits": {"email": "nope"}}
+    unplanned = {"type": "track", "event": "Not Planned", "userId": "u1", "messageId": "u", "properties": {}}
+    assert response_json(send(registry, [identify, unplanned])) == OK
+    forwarded = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(VALID_KEY)}
+    assert forwarded["u"] == {"schemaId": None, "violations": [], "unplanned": True}
+    assert forwarded["i"]["schemaId"] == "jaffle_shop/Identify/1-0.json" and forwarded["i"]["allowed"] is True
+    assert segment.events(INVALID_KEY) == []

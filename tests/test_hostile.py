@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.delivery import Ledger, check
-from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, api_event, basic,
-                     make_registry, response_json, track, tune_retries)
+from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY,
+                     api_event, basic, make_registry, response_json, track, tune_retries)
 from local_support import serve
 from reflekt_registry.auth import WriteKeyAllowlist
 from reflekt_registry.forwarder import Forwarder
@@ -432,6 +432,65 @@ def test_a_symlink_out_of_the_schema_folder_is_not_followed(tmp_path):
     registry.handle(api_event({"batch": [track(schema_id="evil/1-0.json", message_id="evil")]}))
     [invalid] = registry.forwarder.invalid.events
     assert "no schema with $id 'evil/1-0.json'" in invalid["properties"]["validation_errors"][0]
+
+
+# -- event names looked up in a tracking plan -------------------------------------------------------------------------
+
+HOSTILE_NAMES = {
+    "10kb": "Order Completed" * 700,
+    "100kb": "x" * 100_000,
+    "traversal": "../../../etc/passwd",
+    "traversal-json": "../Order_Completed/1-0.json",
+    "schema-id": "acme/Order_Completed/1-0.json",
+    "nul": "Order Completed\x00",
+    "newline": "Order Completed\n",
+    "rtl-override": "\u202eOrder Completed",
+    "zero-width": "Order\u200bCompleted",
+    "fullwidth": "Ｏｒｄｅｒ Ｃｏｍｐｌｅｔｅｄ",
+    "lone-surrogate": "Order \ud800 Completed",
+    "html": "<img src=x onerror=alert(1)>",
+    "combining-flood": "e" + "\u0301" * 5_000,
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES.values(), ids=HOSTILE_NAMES.keys())
+def test_hostile_event_names_are_unplanned_without_touching_a_schema(name):
+    """Long, unicode, control-character and path-like names: 200, the event invalid as unplanned with a short
+    message, and no schema body read for it."""
+    source = RecordingSource(TRACKING_PLAN_SCHEMAS)
+    registry = memory_registry(source)
+    event = {"type": "track", "event": name, "userId": "u1", "messageId": "hostile", "properties": {}}
+    response = registry.handle(api_event({"batch": [event]}))
+    assert response["statusCode"] == 200
+    [invalid] = registry.forwarder.invalid.events
+    violations = invalid["context"]["reflekt"]["violations"]
+    assert "unplanned" in {v["keyword"] for v in violations}
+    assert all(len(v["message"]) < 300 for v in violations)
+    assert source.asked == []
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_event_name_is_judged_never_crashed_on(name):
+    registry = memory_registry(DirectorySource(TRACKING_PLAN_SCHEMAS))
+    event = {"type": "track", "event": name, "userId": "u1", "properties": {"order_id": "o1", "revenue": 1}}
+    assert registry.handle(api_event({"batch": [event]}))["statusCode"] == 200
+    assert len(forwarded(registry)) == 1
+
+
+def test_schema_names_that_collide_after_normalisation_never_pick_one(tmp_path):
+    """Two folders whose self.names differ only by an underscore, or by unicode form: events naming either are
+    invalid, naming both folders, rather than checked against whichever was listed first."""
+    for folder, name in [("A", "Café Ordered"), ("B", "Cafe\u0301 Ordered"), ("C", "Signed Up"), ("D", "Signed_Up")]:
+        path = tmp_path / "plan" / folder / "1-0.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"$id": f"plan/{folder}/1-0.json", "self": {"name": name}, "type": "object"}))
+    registry = memory_registry(DirectorySource(tmp_path))
+    registry.handle(api_event({"batch": [{"type": "track", "event": name, "userId": "u1", "properties": {}}
+                                         for name in ("Café Ordered", "Signed Up", "Signed_Up")]}))
+    invalid = registry.forwarder.invalid.events
+    assert [e["context"]["reflekt"]["violations"][0]["keyword"] for e in invalid] == ["ambiguous"] * 3
+    assert "plan/A/, plan/B/" in invalid[0]["context"]["reflekt"]["violations"][0]["message"]
 
 
 # -- Authorization and write keys -----------------------------------------------------------------------------------

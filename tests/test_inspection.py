@@ -6,8 +6,9 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import TEST_EVENT, VALID_KEY, make_registry, track
+from helpers import TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, make_registry, track
 from local_support import call, get, send, serve
+from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.forwarder import MAX_EVENT_BYTES
 from reflekt_registry.local.inspection import RecentEvents
 
@@ -44,7 +45,8 @@ def test_an_invalid_event_is_listed_with_its_outcome_violations_and_payload(url)
     """Each record carries what CI asserts on, and the event exactly as the invalid source received it."""
     assert send(url, track(test_property="ok", message_id="m-valid"), track(test_property=3, message_id="m-invalid")) == 200
     [seen] = get(url, "/registry/events?status=invalid")["events"]
-    assert set(seen) == {"id", "forwarded_at", "status", "type", "event", "schema_id", "message_id", "violations", "payload"}
+    assert set(seen) == {"id", "forwarded_at", "status", "type", "event", "schema_id", "message_id", "violations", "payload",
+                         "plan", "unplanned", "omitted"}
     assert {name: seen[name] for name in ("status", "type", "event", "schema_id", "message_id", "violations")} == {
         "status": "invalid", "type": "track", "event": "Test Event", "schema_id": TEST_EVENT, "message_id": "m-invalid",
         "violations": [{"path": "$.properties.test_property", "keyword": "type", "message": "$.properties.test_property must be string"}],
@@ -168,3 +170,25 @@ def test_the_store_keeps_the_latest_events_and_counts_them_all():
     recent.add("valid", [track(message_id=f"m{i}") for i in range(3)])
     assert [seen.message_id for seen in recent.matching()] == ["m2", "m1"]
     assert recent.summary()["schemas"] == {TEST_EVENT: {"valid": 3, "invalid": 0}}
+
+
+@pytest.fixture
+def plan_url(tmp_path):
+    """The local server over the example tracking plan, letting unplanned events and omitting unplanned properties."""
+    registry = make_registry(schema_dir=TRACKING_PLAN_SCHEMAS, EVENTS_DIR=str(tmp_path))
+    registry.policy = Policy(("acme/",), Controls(unplanned_events="allow", unplanned_properties="omit"))
+    with serve(registry) as base_url:
+        yield base_url
+
+
+def test_events_judged_by_name_show_their_plan_and_what_was_unplanned_or_omitted(plan_url):
+    send(plan_url, {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "o1",
+                    "properties": {"order_id": "o1", "revenue": 1, "secret": "s"}},
+         {"type": "track", "event": "Order Shipped", "userId": "u1", "messageId": "s1", "properties": {}},
+         alias("a1"))
+    seen = {event["message_id"]: event for event in get(plan_url, "/registry/events")["events"]}
+    assert (seen["o1"]["plan"], seen["o1"]["omitted"], seen["o1"]["unplanned"]) == ("acme/", ["secret"], False)
+    assert (seen["s1"]["status"], seen["s1"]["unplanned"], seen["s1"]["plan"]) == ("valid", True, None)
+    assert message_ids(plan_url, "?plan=acme/") == ["o1"]
+    assert message_ids(plan_url, "?schema_id=(unplanned)") == ["s1"]
+    assert get(plan_url, "/registry/summary")["schemas"]["(unplanned)"] == {"valid": 1, "invalid": 0}

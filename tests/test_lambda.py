@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, response_json, track
+from helpers import INVALID_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, api_event, response_json, track
 from reflekt_registry import handler
 from reflekt_registry.errors import ConfigError
 from s3_support import BUCKET, create_bucket_with_schemas, lambda_env
@@ -113,6 +113,31 @@ def test_end_to_end_with_a_gzipped_batch(deployed, s3, segment):
     assert response_json(response) == {"success": True}
     assert segment.events(VALID_KEY)[0]["properties"] == order
     assert "no schema with $id 'jaffle_shop/Nope/1-0.json'" in segment.events(INVALID_KEY)[0]["properties"]["validation_errors"][0]
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["publish-with-index", "aws-s3-sync"])
+def test_a_tracking_plan_in_s3_judges_events_by_name(deployed, segment, moto_url, published):
+    """The tracking plan example in the bucket, uploaded by publish (with its index) or by `aws s3 sync` (without):
+    events that name no schema are judged by name and version all the same."""
+    from reflekt_registry.tools.publish import check_file, find_schemas, upload, write_index
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    files = [check_file(path, TRACKING_PLAN_SCHEMAS) for path in find_schemas(TRACKING_PLAN_SCHEMAS)]
+    upload(files, BUCKET, "schemas/")
+    if published:
+        write_index(files, BUCKET, "schemas/")
+    invoke = deployed()
+    v2 = {"protocols": {"event_version": 2}}
+    post(invoke,
+         {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v1", "properties": {"order_id": "o", "revenue": 1}},
+         {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v2", "context": v2,
+          "properties": {"order_id": "o", "revenue": 1}},
+         {"type": "track", "event": "Order Shipped", "userId": "u1", "messageId": "unplanned", "properties": {}})
+    [valid] = segment.events(VALID_KEY)
+    assert (valid["messageId"], valid["context"]["reflekt"]["schemaId"]) == ("v1", "acme/Order_Completed/1-1.json")
+    invalid = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(INVALID_KEY)}
+    assert invalid["v2"]["schemaId"] == "acme/Order_Completed/2-0.json" and invalid["unplanned"]["unplanned"] is True
 
 
 # Runs in a fresh interpreter where boto3 and botocore cannot be imported at all, as if the runtime had none.

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from segment.analytics import Client
 
-from helpers import CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, VALID_KEY, basic, foreign_hosts, make_registry
-from local_support import call, serve
+from helpers import (CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, basic, foreign_hosts,
+                     make_registry)
+from local_support import assert_judged_by_name, call, serve
 from reflekt_registry.handler import Registry
 
 
@@ -149,3 +150,26 @@ def test_readme_serve_command_runs_on_the_embedded_default(tmp_path):
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_python_sdk_against_a_tracking_plan_without_schema_ids(segment):
+    """An app that never heard of schema_id: each call is judged by its name and event_version."""
+    errors = []
+    with serve(make_registry(segment.url, TRACKING_PLAN_SCHEMAS, REGISTRY_WRITE_KEYS=CLIENT_KEY)) as url:
+        client = Client(CLIENT_KEY, host=url, max_retries=0, on_error=lambda e, batch: errors.append(e))
+        client.track(user_id="u1", event="Order Completed", properties={"order_id": "o1", "revenue": 9.5, "coupon": "C"},
+                     message_id="py-v1")
+        client.track(user_id="u1", event="Order Completed", properties={"order_id": "o2", "total": 9.5, "currency": "EUR"},
+                     context={"protocols": {"event_version": 2}}, message_id="py-v2")
+        client.track(user_id="u1", event="Order Completed", properties={"order_id": "o3", "revenue": 9.5},
+                     context={"protocols": {"event_version": 2}}, message_id="py-v2-invalid")
+        client.track(user_id="u1", event="Order Shipped", properties={"order_id": "o1"}, message_id="py-unplanned")
+        client.identify(user_id="u1", traits={"email": "a@b.co"}, message_id="py-identify")
+        client.group(user_id="u1", group_id="g1", traits={"name": "Acme"}, message_id="py-group")
+        client.page(user_id="u1", name="Home", properties={"path": "/"}, message_id="py-page")
+        client.screen(user_id="u1", name="Home", properties={"section": "start"}, message_id="py-screen")
+        client.flush()
+        client.shutdown()
+    assert errors == []
+    assert_judged_by_name(segment, "py")
+

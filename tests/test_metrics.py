@@ -89,7 +89,8 @@ def test_a_request_with_several_schemas_prints_a_line_per_schema_and_one_latency
     registry = metrics_registry(segment.url)
     identify = {"type": "identify", "userId": "u1", "traits": {"schema_id": IDENTIFY, "email": "a@b.co"}}
     alias = {"type": "alias", "userId": "u1", "previousId": "anon"}
-    registry.handle(api_event({"batch": [track(test_property=3), identify, order(), order(valid=False), alias, track(schema_id=None)]}))
+    unplanned = {"type": "track", "event": "No Such Event", "userId": "u1", "properties": {}}
+    registry.handle(api_event({"batch": [track(test_property=3), identify, order(), order(valid=False), alias, unplanned]}))
     lines = emf_lines(capsys.readouterr().out)
     assert [(d["SchemaId"], d["ValidEvents"], d["InvalidEvents"]) for d in lines] == [
         ("(none)", 1, 1), (IDENTIFY, 1, 0), ("jaffle_shop/Order_Completed/1-0.json", 1, 1), (TEST_EVENT, 0, 1)]
@@ -161,3 +162,15 @@ def test_every_document_is_valid_emf(verdicts):
     parsed = [assert_valid_emf(line) for line in lines]
     assert sum(d["ValidEvents"] + d["InvalidEvents"] for d in parsed) == len(verdicts)
     assert parsed[0]["ForwardLatency"] == 12.35
+
+
+def test_unplanned_events_are_counted_and_events_are_counted_by_the_source_they_went_to():
+    """Blocked or allowed, unplanned events are the plan's gaps; an allowed violation counts as valid (its source)."""
+    unplanned_blocked = Verdict(None, (Violation("$.event", "unplanned", "no schema named 'X'"),), unplanned=True)
+    unplanned_allowed = Verdict(None, unplanned=True)
+    allowed = Verdict(IDENTIFY, (Violation("$.traits.email", "format", "bad"),), allowed=True)
+    lines = documents("registry-test", [unplanned_blocked, unplanned_allowed, allowed], 1.0, 1_700_000_000_000)
+    assert [(d["SchemaId"], d["ValidEvents"], d["InvalidEvents"], d["UnplannedEvents"]) for d in lines] == [
+        ("(none)", 1, 1, 2), (IDENTIFY, 1, 0, 0)]
+    for line in lines:
+        assert_valid_emf(json.dumps(line))

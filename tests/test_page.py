@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from browser import WINDOW, chromium, needs_chromium
-from helpers import TEST_EVENT, api_event, make_registry, track
+from helpers import TEST_EVENT, TRACKING_PLAN_SCHEMAS, api_event, make_registry, track
 from local_support import send, serve
+from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.local.inspection import RecentEvents
 
 pytestmark = needs_chromium
@@ -200,3 +201,20 @@ def _unfilter(kind: int, row: bytearray, above: bytearray, step: int) -> bytearr
             predictor = left if distances[0] <= min(distances[1:]) else up if distances[1] <= distances[2] else corner
             row[i] = (row[i] + predictor) & 0xFF
     return row
+
+
+def test_the_page_shows_plans_versions_unplanned_and_omitted(tmp_path):
+    """Events judged by name say which version and why; unplanned and omitted are marked; plans can be chosen."""
+    registry = make_registry(schema_dir=TRACKING_PLAN_SCHEMAS, EVENTS_DIR=str(tmp_path / "events"))
+    registry.policy = Policy(("acme/",), Controls(unplanned_events="allow", unplanned_properties="omit"))
+    with serve(registry) as base_url:
+        send(base_url, {"type": "track", "event": "Order Completed", "userId": "u1",
+                        "properties": {"order_id": "o1", "revenue": 1, "secret": "s"}},
+             {"type": "track", "event": "Order Shipped", "userId": "u1", "properties": {}})
+        page = rendered(tmp_path, base_url)
+    items = {item.one(cls="name").text: item for item in page.one(id="events").all("li") if "data-id" in item.attrs}
+    assert items["Order Completed"].one(cls="version").text == (
+        "found by name: version 1-1 (no event_version)")
+    assert items["Order Completed"].one(cls="omitted").text == "omitted before forwarding: secret"
+    assert items["Order Shipped"].one(cls="flag").text == "unplanned"
+    assert [option.text for option in page.one(id="plan-filter").all("option")] == ["any", "acme/"]

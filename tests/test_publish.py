@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
+from reflekt_registry.plans import INDEX_KEY, read_index_document
 from reflekt_registry.tools.publish import main
 from s3_support import BUCKET
 
@@ -38,7 +39,7 @@ def keys(s3):
 def test_uploads_every_schema_at_its_id(project, bucket, capsys):
     assert main([str(project), "--bucket", BUCKET]) == 0
     assert f"schemas/{TEST_EVENT}" in keys(bucket)
-    assert len(keys(bucket)) == 7  # the .reflekt meta-schema stays home
+    assert len(keys(bucket)) == 7 + 1  # the .reflekt meta-schema stays home; the index of names joins them
     assert "uploaded 7 schemas" in capsys.readouterr().out
 
 
@@ -79,3 +80,19 @@ def test_check_uploads_nothing_and_needs_no_bucket(project, capsys):
 def test_empty_folder_is_an_error(tmp_path, capsys):
     assert main([str(tmp_path), "--check"]) == 1
     assert "no schemas found" in capsys.readouterr().err
+
+
+def test_writes_the_index_of_names_including_schemas_synced_earlier(project, bucket, capsys):
+    """Publish after `aws s3 sync`: the index names every schema under the prefix, so the store trusts it alone."""
+    bucket.put_object(Bucket=BUCKET, Key="schemas/synced/Order_Refunded/1-0.json", Body=b"{}")
+    assert main([str(project), "--bucket", BUCKET]) == 0
+    entries = read_index_document(bucket.get_object(Bucket=BUCKET, Key=INDEX_KEY)["Body"].read(), "schemas/")
+    names = {entry.schema_id: entry.name for entry in entries}
+    assert names[TEST_EVENT] == "Test Event" and names["synced/Order_Refunded/1-0.json"] == "Order Refunded"
+    assert len(names) == 8
+    assert f"indexed 8 schemas by name in s3://{BUCKET}/{INDEX_KEY}" in capsys.readouterr().out
+
+
+def test_check_writes_no_index(project, bucket):
+    assert main([str(project), "--check"]) == 0
+    assert INDEX_KEY not in keys(bucket)

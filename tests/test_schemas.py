@@ -10,7 +10,7 @@ import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import fastjsonschema
@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from fakes.s3 import FAULTS as S3_FAULTS
 from fakes.s3 import FakeS3
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
+from s3_support import CountingPool
 from reflekt_registry.config import Credentials, S3Endpoint, S3Location
 from reflekt_registry.errors import SchemaStoreUnavailableError
+from reflekt_registry.plans import INDEX_KEY, IndexEntry, index_document
 from reflekt_registry.schemas import (LINEAR_FORMATS, MAX_SCHEMA_ID_LENGTH, MISSING_SCHEMA_TTL_SECONDS, NOT_MODIFIED,
                                       STALE_RETRY_SECONDS, CompiledSchema, DirectorySource, Fetched, S3Source,
                                       SchemaStore, UnusableSchema, compile_schema, is_valid_schema_id)
@@ -615,3 +617,135 @@ def test_linear_formats_accept_exactly_what_fastjsonschemas_regexes_accept(name,
     from fastjsonschema.draft07 import CodeGeneratorDraft07
 
     assert LINEAR_FORMATS[name](value) == bool(re.match(CodeGeneratorDraft07.FORMAT_REGEXS[name], value))
+
+
+# -- the index of names ----------------------------------------------------------------------------------------
+
+def reflekt_body(schema_id: str, name: str) -> bytes:
+    return body({"$schema": DRAFT_07, "$id": schema_id, "self": {"name": name}, "type": "object"})
+
+
+SYNCED = ["shop/Order_Completed/1-0.json", "shop/Order_Completed/2-0.json", "shop/Signed_Up/1-0.json"]
+
+
+def sync(s3: Any, ids: list[str] = SYNCED) -> None:
+    """What `aws s3 sync schemas/ s3://bucket/schemas/` leaves: the files, no index."""
+    for schema_id in ids:
+        s3.put_object(Bucket=BUCKET, Key=f"schemas/{schema_id}", Body=reflekt_body(schema_id, "ignored"))
+
+
+class Counted(NamedTuple):
+    """The kinds of S3 request ("GET", "LIST") a store made, in order, read from its client's pool."""
+
+    pool: CountingPool
+
+    @property
+    def requests(self) -> list[str]:
+        return [kind for kind, _ in self.pool.requests]
+
+
+def counted_store(s3: Any, clock: Any) -> tuple[SchemaStore, Counted]:
+    pool = CountingPool()
+    client = S3Client(S3Endpoint("us-east-1", os.environ["AWS_ENDPOINT_URL_S3"]), Credentials("testing", "testing"), pool=pool)
+    return SchemaStore(S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), client), ttl=60, clock=clock), Counted(pool)
+
+
+def test_a_synced_bucket_is_indexed_from_its_listing_in_two_requests_per_ttl(s3, clock):
+    """No index object: names come from Reflekt's folder layout; one GET (404) and one LIST per refresh."""
+    sync(s3)
+    store, counting = counted_store(s3, clock)
+    assert store.index().resolve("Order Completed", 2, ()).schema_id == "shop/Order_Completed/2-0.json"
+    for _ in range(100):
+        store.index()
+    assert counting.requests == ["GET", "LIST"]
+    clock.advance(60)
+    store.index()
+    assert counting.requests[2:] == ["GET", "LIST"]
+
+
+def test_past_1000_schemas_a_listing_takes_a_request_per_1000(s3, clock):
+    """The limit publish's index removes (README: Tracking plans)."""
+    sync(s3, [f"shop/Event_{i}/1-0.json" for i in range(1001)])
+    store, counting = counted_store(s3, clock)
+    assert store.index().size == 1001
+    assert counting.requests == ["GET", "LIST", "LIST"]
+
+
+def put_index(s3: Any, entries: list[IndexEntry], prefix: str = "schemas/") -> None:
+    s3.put_object(Bucket=BUCKET, Key=INDEX_KEY, Body=index_document(entries, prefix))
+
+
+def test_a_published_index_costs_one_conditional_get_per_ttl_whatever_the_number_of_schemas(s3, clock):
+    put_index(s3, [IndexEntry(f"shop/Event_{i}/1-0.json", f"Event {i} ✓") for i in range(5000)])
+    store, counting = counted_store(s3, clock)
+    first = store.index()
+    assert first.resolve("Event 4999 ✓", None, ()).schema_id == "shop/Event_4999/1-0.json"
+    clock.advance(60)
+    assert store.index() is first  # a 304: not parsed again
+    assert counting.requests == ["GET", "GET"]
+    put_index(s3, [IndexEntry("shop/Other/1-0.json", "Other")])
+    clock.advance(60)
+    assert store.index().resolve("Other", None, ()).schema_id == "shop/Other/1-0.json"
+
+
+@pytest.mark.parametrize("content", [b"{", body({"format": 1, "prefix": "elsewhere/", "schemas": []})])
+def test_an_unusable_index_falls_back_to_the_listing_and_says_why(s3, clock, registry_log, content):
+    sync(s3)
+    s3.put_object(Bucket=BUCKET, Key=INDEX_KEY, Body=content)
+    store, _ = counted_store(s3, clock)
+    assert store.index().size == 3
+    assert "schema index is unusable" in registry_log.text
+
+
+def test_schema_bodies_are_not_fetched_to_index_them(s3, clock):
+    sync(s3)
+    store, counting = counted_store(s3, clock)
+    store.index()
+    assert "GET" not in counting.requests[1:]
+
+
+def test_a_cached_index_is_served_while_s3_is_down(clock, registry_log):
+    fake = FakeS3({f"schemas/{SYNCED[0]}": b"{}"})
+    fake.objects[INDEX_KEY] = index_document([IndexEntry(SYNCED[0], "Order Completed")], "schemas/")
+    store = SchemaStore(S3Source(S3Location(BUCKET, None, "schemas/"), fake), ttl=60, clock=clock)
+    first = store.index()
+    fake.fail("503 SlowDown")
+    clock.advance(60)
+    assert store.index() is first
+    assert "serving cached schema index while the store is unavailable" in registry_log.text
+    empty = SchemaStore(S3Source(S3Location(BUCKET, None, "schemas/"), fake), ttl=60, clock=clock)
+    fake.fail("read timeout")
+    with pytest.raises(SchemaStoreUnavailableError):
+        empty.index()
+
+
+def test_a_folder_is_indexed_by_self_name_skipping_what_fetch_would_refuse(tmp_path, clock):
+    root = tmp_path / "schemas"
+    write(root, "shop/Order_Completed/1-0.json", reflekt_body("shop/Order_Completed/1-0.json", "Order Completed ✓"))
+    write(root, "shop/Broken/1-0.json", "{")
+    write(root, ".reflekt/meta/1-0.json", "{}")
+    outside = write(tmp_path / "elsewhere", "Secret/1-0.json", reflekt_body("Secret/1-0.json", "Secret"))
+    (root / "shop" / "Secret").mkdir()
+    (root / "shop" / "Secret" / "1-0.json").symlink_to(outside)
+    index = SchemaStore(DirectorySource(root), ttl=60, clock=clock).index()
+    assert index.resolve("Order Completed ✓", None, ()).schema_id == "shop/Order_Completed/1-0.json"
+    assert index.resolve("Broken", None, ()).schema_id == "shop/Broken/1-0.json"  # fetch will say why it is unusable
+    assert index.resolve("Secret", None, ()).keyword == "unplanned"
+    assert index.size == 2
+
+
+def test_a_folder_index_sees_new_schemas_after_the_ttl(tmp_path, clock):
+    store = SchemaStore(DirectorySource(tmp_path), ttl=60, clock=clock)
+    assert store.index().size == 0
+    write(tmp_path, "shop/New/1-0.json", reflekt_body("shop/New/1-0.json", "New"))
+    assert store.index().size == 0
+    clock.advance(60)
+    assert store.index().size == 1
+
+
+def test_index_entries_with_ids_fetch_would_refuse_are_left_out(s3, clock):
+    put_index(s3, [IndexEntry("shop/Good/1-0.json", "Good"), IndexEntry("../outside/Bad/1-0.json", "Bad"),
+                   IndexEntry("shop/Spaced Out/1-0.json", "Spaced Out")])
+    store, _ = counted_store(s3, clock)
+    assert store.index().size == 1
+    assert store.index().resolve("Bad", None, ()).keyword == "unplanned"

@@ -15,9 +15,9 @@ from threading import Thread
 import pytest
 
 from browser import chromium, needs_chromium
-from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, make_registry
+from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, make_registry
 from js_sdks import BROWSER_BUNDLE, install
-from local_support import serve
+from local_support import assert_judged_by_name, serve
 
 pytestmark = needs_chromium
 # Enough page time for the settings fetch, the preflights and the posts (virtual: no real waiting).
@@ -102,3 +102,21 @@ def test_analytics_js_with_a_key_not_on_the_allowlist_delivers_nothing(tmp_path,
     assert title and title[1].startswith("failed: "), dom[:500]
     assert '"code": "unauthorized"' in title[1], title[1]
     assert segment.received == []
+
+
+def test_analytics_js_against_a_tracking_plan_without_schema_ids(tmp_path, bundle, segment):
+    """An app that never heard of schema_id: each call is judged by its name and event_version."""
+    v2 = {"context": {"protocols": {"event_version": 2}}}
+    calls = [
+        ["track", ["Order Completed", {"order_id": "o1", "revenue": 9.5}, {"messageId": "ajs-v1"}]],
+        ["track", ["Order Completed", {"order_id": "o2", "total": 9.5, "currency": "USD"}, {"messageId": "ajs-v2", **v2}]],
+        ["track", ["Order Completed", {"order_id": "o3", "revenue": 9.5}, {"messageId": "ajs-v2-invalid", **v2}]],
+        ["track", ["Order Shipped", {}, {"messageId": "ajs-unplanned"}]],
+        ["identify", ["u1", {"email": "a@b.co"}, {"messageId": "ajs-identify"}]],
+        ["group", ["g1", {"name": "Acme"}, {"messageId": "ajs-group"}]],
+        ["page", ["Docs", "Home", {}, {"messageId": "ajs-page"}]],
+    ]
+    with serve(make_registry(segment.url, TRACKING_PLAN_SCHEMAS, REGISTRY_WRITE_KEYS=CLIENT_KEY)) as registry_url:
+        dom = run_page(tmp_path, bundle, registry_url, calls)
+    assert "<title>done</title>" in dom
+    assert_judged_by_name(segment, "ajs")

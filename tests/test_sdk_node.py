@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, make_registry
+from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, make_registry
 from js_sdks import NODE_SDK_SCRIPT, install
-from local_support import serve
+from local_support import assert_judged_by_name, serve
 
 @pytest.fixture(scope="module")
 def node_sdk() -> Path:
@@ -63,3 +63,24 @@ def test_node_sdk_with_an_unknown_key_is_refused(node_sdk, local_url, segment):
     calls = [["track", {"userId": "u1", "event": "Test Event", "properties": {"schema_id": TEST_EVENT, "test_property": "x"}}]]
     failures = send(node_sdk, local_url, "/v1/batch", calls, write_key="intruder")
     assert failures and segment.received == []
+
+
+def test_node_sdk_against_a_tracking_plan_without_schema_ids(node_sdk, segment):
+    """An app that never heard of schema_id: each call is judged by its name and event_version."""
+    v2 = {"protocols": {"event_version": 2}}
+    calls = [
+        ["track", {"userId": "u1", "event": "Order Completed", "messageId": "node-v1",
+                   "properties": {"order_id": "o1", "revenue": 9.5}}],
+        ["track", {"userId": "u1", "event": "Order Completed", "messageId": "node-v2", "context": v2,
+                   "properties": {"order_id": "o2", "total": 9.5, "currency": "USD"}}],
+        ["track", {"userId": "u1", "event": "Order Completed", "messageId": "node-v2-invalid", "context": v2,
+                   "properties": {"order_id": "o3", "revenue": 9.5}}],
+        ["track", {"userId": "u1", "event": "Order Shipped", "messageId": "node-unplanned"}],
+        ["identify", {"userId": "u1", "messageId": "node-identify", "traits": {"email": "a@b.co"}}],
+        ["group", {"userId": "u1", "groupId": "g1", "messageId": "node-group", "traits": {"name": "Acme"}}],
+        ["page", {"userId": "u1", "name": "Home", "messageId": "node-page", "properties": {"path": "/"}}],
+        ["screen", {"userId": "u1", "name": "Home", "messageId": "node-screen"}],
+    ]
+    with serve(make_registry(segment.url, TRACKING_PLAN_SCHEMAS, REGISTRY_WRITE_KEYS=CLIENT_KEY)) as url:
+        assert send(node_sdk, url, "/v1/batch", calls) == []
+    assert_judged_by_name(segment, "node")

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.errors import SchemaStoreUnavailableError
 from reflekt_registry.forwarder import MAX_EVENT_BYTES, encode
+from reflekt_registry.plans import SchemaIndex
 from reflekt_registry.schemas import DirectorySource, SchemaStore
 from reflekt_registry.validator import (MAX_KEPT_VIOLATIONS, Validator, Verdict, Violation, annotate, partition,
                                         shrink)
@@ -91,6 +93,9 @@ class RecordingStore:
             raise self.error
         raise AssertionError(f"the store was consulted for {schema_id!r}")
 
+    def index(self) -> SchemaIndex:
+        return SchemaIndex(())  # no schema has any name
+
 
 def call(call_type: str, **fields: Any) -> dict[str, Any]:
     return {"type": call_type, "userId": "u1", "messageId": "m-1", **fields}
@@ -148,8 +153,6 @@ def test_identify_and_group_without_traits_are_valid(call_type, traits):
 
 
 @pytest.mark.parametrize("call_type,field,payload", [
-    ("track", "properties", "absent"),
-    ("track", "properties", None),
     ("track", "properties", ["schema_id", THING]),
     ("page", "properties", "x"),
     ("screen", "properties", 5),
@@ -170,8 +173,6 @@ def test_a_non_object_payload_is_one_type_violation(call_type, field, payload):
 # -- check(): schema_id --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("schema_id,keyword", [
-    ("absent", "required"),
-    (None, "required"),
     (5, "schema_id"),
     (True, "schema_id"),
     ([THING], "schema_id"),
@@ -429,3 +430,200 @@ def test_partition_refuses_mismatched_lists():
     """An event without a verdict is a bug, not something to skip silently."""
     with pytest.raises(ValueError):
         partition([call("track")], [])
+
+
+# -- check(): by name, within the plans, under the controls ---------------------------------------------------------
+
+def reflekt_schema(schema_id: str, name: str, properties: dict[str, Any], required: list[str], **extra: Any) -> dict[str, Any]:
+    return {"$schema": DRAFT_07, "$id": schema_id, "self": {"name": name, "version": schema_id[-8:-5]},
+            "type": "object", "properties": properties, "required": required, **extra}
+
+
+STRING = {"type": "string"}
+PLAN_SCHEMAS = [
+    reflekt_schema("shop/Signed_Up/1-0.json", "Signed Up", {"plan": STRING}, ["plan"]),
+    reflekt_schema("shop/Signed_Up/1-1.json", "Signed Up", {"plan": STRING, "coupon": STRING}, ["plan"]),
+    reflekt_schema("shop/Signed_Up/2-0.json", "Signed Up", {"plan": {"enum": ["free", "pro"]}, "seats": {"type": "integer"}}, ["plan", "seats"]),
+    reflekt_schema("shop/Identify/1-0.json", "Identify", {"email": STRING}, ["email"]),
+    reflekt_schema("shop/Group/1-0.json", "Group", {"name": STRING}, ["name"]),
+    reflekt_schema("shop/Page_Viewed/1-0.json", "Page Viewed", {"path": STRING}, ["path"]),
+    reflekt_schema("shop/Screen_Viewed/1-0.json", "Screen Viewed", {"name": STRING}, ["name"]),
+    reflekt_schema("other/Identify/1-0.json", "Identify", {}, []),
+    reflekt_schema("common/Payload/1-0.json", "Payload", {"userId": STRING, "context": {
+        "type": "object", "properties": {"app": {"type": "object", "required": ["version"]}}, "required": ["app"]}},
+        ["context"]),
+]
+SHOP = Policy(("shop/",))
+
+
+def with_controls(**controls: Any) -> Policy:
+    return Policy(("shop/",), Controls(**controls))
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Validator:
+    for document in PLAN_SCHEMAS:
+        path = tmp_path / document["$id"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document))
+    return Validator(SchemaStore(DirectorySource(tmp_path), ttl=60))
+
+
+def signed_up(version: Any = None, **properties: Any) -> dict[str, Any]:
+    event = call("track", event="Signed Up", properties=properties)
+    if version is not None:
+        event["context"] = {"protocols": {"event_version": version}}
+    return event
+
+
+@pytest.mark.parametrize("event,schema_id", [
+    (signed_up(plan="pro"), "shop/Signed_Up/1-1.json"),
+    (signed_up(1, plan="pro"), "shop/Signed_Up/1-1.json"),
+    (signed_up(2, plan="pro", seats=3), "shop/Signed_Up/2-0.json"),
+    (signed_up("2", plan="pro"), "shop/Signed_Up/1-1.json"),
+    (call("identify", traits={"email": "a@b.co"}), "shop/Identify/1-0.json"),
+    (call("identify", context={"traits": {"email": "a@b.co"}}), "shop/Identify/1-0.json"),
+    (call("group", groupId="g", traits={"name": "Acme"}), "shop/Group/1-0.json"),
+    (call("page", name="Home", properties={"path": "/"}), "shop/Page_Viewed/1-0.json"),
+    (call("screen", name="Home", properties={"name": "Home"}), "shop/Screen_Viewed/1-0.json"),
+], ids=lambda v: repr(v)[:60])
+def test_each_call_type_finds_its_schema_by_name(plan, event, schema_id):
+    verdict = plan.check(event, SHOP)
+    assert verdict.valid and verdict.schema_id == schema_id and verdict.resolution.schema_id == schema_id
+
+
+def test_context_traits_are_judged_where_they_are(plan):
+    verdict = plan.check(call("identify", context={"traits": {"email": 5}}), SHOP)
+    assert pairs(verdict) == {("$.context.traits.email", "type")}
+
+
+def test_a_schema_id_the_schema_does_not_declare_is_routing_metadata(plan):
+    """It never makes the event invalid, and the event is forwarded with it."""
+    event = call("track", event="Signed Up", properties={"schema_id": "shop/Signed_Up/1-0.json", "plan": "pro"})
+    verdict = plan.check(event, Policy(("shop/",), Controls(unplanned_properties="omit")))
+    assert verdict.valid and verdict.omitted == ()
+    valid, _ = partition([event], [verdict])
+    assert valid[0]["properties"] == {"schema_id": "shop/Signed_Up/1-0.json", "plan": "pro"}
+
+
+def test_schema_id_names_the_schema_whatever_the_plans(plan):
+    event = call("identify", traits={"schema_id": "other/Identify/1-0.json", "anything": 1})
+    assert plan.check(event, SHOP).schema_id == "other/Identify/1-0.json"
+
+
+def test_an_ambiguous_name_is_invalid_whatever_the_controls(plan):
+    verdict = plan.check(call("identify", traits={"email": "a@b.co"}), Policy((), Controls(violations="allow")))
+    assert verdict.blocked and [v.keyword for v in verdict.violations] == ["ambiguous"]
+    assert "other/, shop/" in verdict.violations[0].message
+
+
+def test_an_unplanned_track_is_blocked_by_default(plan):
+    verdict = plan.check(call("track", event="Nope", properties={}), SHOP)
+    assert verdict.blocked and verdict.unplanned
+    assert verdict.violations == (Violation("$.event", "unplanned", "no schema named 'Nope' in the plans shop/"),)
+
+
+def test_an_unplanned_track_can_be_allowed_and_is_marked(plan):
+    event = call("track", event="Nope", properties={"x": 1})
+    verdict = plan.check(event, with_controls(unplanned_events="allow"))
+    assert not verdict.blocked and verdict.unplanned
+    valid, invalid = partition([event], [verdict])
+    assert invalid == [] and valid[0]["context"]["reflekt"] == {"schemaId": None, "violations": [], "unplanned": True}
+    assert valid[0]["properties"] == {"x": 1}
+
+
+@pytest.mark.parametrize("event", [call("page", name="Home"), call("screen", name="Home"), call("identify", traits={"a": 1})])
+def test_calls_other_than_track_are_never_unplanned(tmp_path, event):
+    """As in Protocols: a plan without a Page Viewed schema does not block every page view analytics.js sends."""
+    assert Validator(SchemaStore(DirectorySource(tmp_path), ttl=60)).check(event, SHOP) == Verdict(None)
+
+
+def test_the_annotation_says_which_version_and_why(plan):
+    event = signed_up(7, plan="pro")
+    valid, _ = partition([event], [plan.check(event, SHOP)])
+    assert valid[0]["context"]["reflekt"] == {
+        "schemaId": "shop/Signed_Up/1-1.json", "violations": [], "versionReason": "event_version names no major"}
+    assert valid[0]["context"]["protocols"] == {"event_version": 7}
+
+
+def test_unplanned_properties_are_omitted_before_judging_and_forwarding(plan):
+    event = signed_up(plan="pro", coupon="X", secret="s", other=1)
+    verdict = plan.check(event, with_controls(unplanned_properties="omit"))
+    assert verdict.valid and verdict.omitted == ("secret", "other")
+    valid, _ = partition([event], [verdict])
+    assert valid[0]["properties"] == {"plan": "pro", "coupon": "X"}
+    assert valid[0]["context"]["reflekt"]["omitted"] == ["secret", "other"]
+
+
+def test_unplanned_traits_are_omitted_too(plan):
+    event = call("identify", traits={"email": "a@b.co", "ssn": "x"})
+    valid, _ = partition([event], [plan.check(event, with_controls(unplanned_properties="omit"))])
+    assert valid[0]["traits"] == {"email": "a@b.co"}
+
+
+def test_by_default_unplanned_properties_are_the_schemas_business(plan):
+    assert plan.check(signed_up(plan="pro", extra=1), SHOP).valid  # the schema allows additional properties
+
+
+def test_allowed_violations_go_to_the_valid_source_annotated(plan):
+    event = signed_up(2, plan="gold", seats=1)
+    verdict = plan.check(event, with_controls(violations="allow"))
+    assert not verdict.valid and not verdict.blocked
+    valid, invalid = partition([event], [verdict])
+    assert invalid == [] and "validation_errors" not in valid[0]["properties"]
+    assert valid[0]["context"]["reflekt"]["allowed"] is True
+    assert valid[0]["context"]["reflekt"]["violations"][0]["path"] == "$.properties.plan"
+
+
+@pytest.mark.parametrize("properties", [{"plan": "pro"}, {"plan": "gold", "seats": 1}])
+def test_violations_that_omission_cannot_cure_still_block(plan, properties):
+    """A missing required property cannot be dropped; dropping a required one leaves the event failing."""
+    verdict = plan.check(signed_up(2, **properties), with_controls(violations="omit"))
+    assert verdict.blocked and verdict.omitted == ()
+
+
+def test_an_optional_offending_property_is_omitted(plan):
+    event = signed_up(1, plan="pro", coupon=5)
+    verdict = plan.check(event, with_controls(violations="omit"))
+    assert not verdict.blocked and verdict.omitted == ("coupon",)
+    valid, invalid = partition([event], [verdict])
+    assert invalid == [] and valid[0]["properties"] == {"plan": "pro"}
+    assert valid[0]["context"]["reflekt"]["omitted"] == ["coupon"]
+
+
+COMMON = "common/Payload/1-0.json"
+
+
+@pytest.mark.parametrize("mode,blocked", [("block", True), ("allow", False)])
+def test_the_common_schema_judges_every_whole_event(plan, mode, blocked):
+    alias = call("alias", previousId="p")
+    verdict = plan.check(alias, with_controls(common_schema=COMMON, common_schema_violations=mode))
+    assert [(v.path, v.keyword) for v in verdict.violations] == [("$", "required")]
+    assert verdict.blocked is blocked
+    assert plan.check({**alias, "context": {"app": {"version": "1.0"}}}, with_controls(common_schema=COMMON)).valid
+
+
+def test_an_allowed_common_schema_does_not_unblock_the_events_own_violations(plan):
+    verdict = plan.check(signed_up(2, plan="gold", seats=1), with_controls(common_schema=COMMON, common_schema_violations="allow"))
+    assert verdict.blocked
+
+
+@pytest.mark.parametrize("common_id", ["common/Nope/1-0.json", "../outside/1-0.json"])
+def test_a_missing_or_malformed_common_schema_is_a_violation_naming_it(plan, common_id):
+    verdict = plan.check(call("alias"), with_controls(common_schema=common_id))
+    assert verdict.blocked and "common schema is unusable" in verdict.violations[0].message
+    assert repr(common_id) in verdict.violations[0].message
+
+
+def test_an_unplanned_track_without_schema_id_is_one_violation(plan):
+    """What the original registry called a missing schema_id: the event's name finds no schema."""
+    for properties in ({"n": 1}, {"schema_id": None, "n": 1}):
+        verdict = Validator(RecordingStore()).check(call("track", event="E", properties=properties))
+        assert [(v.path, v.keyword) for v in verdict.violations] == [("$.event", "unplanned")]
+
+
+@pytest.mark.parametrize("call_type", ["track", "page", "screen"])
+def test_absent_properties_are_judged_as_none(plan, call_type):
+    """Segment reads a call without properties as one with none; the schema decides."""
+    event = call(call_type, event="Signed Up", name="Home")
+    assert plan.check(event, SHOP).violations[0].keyword == "required"

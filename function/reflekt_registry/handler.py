@@ -9,6 +9,7 @@ from . import log, payload, routes
 from .auth import WriteKeyAllowlist
 from .cdn_settings import settings_document
 from .config import S3Location, Settings
+from .controls import DEFAULT_POLICY, Policy
 from .errors import ConfigError, RegistryError
 from .forwarder import Destination, Forwarder, JsonlFile, SegmentClient, SegmentSource
 from .metrics import NO_METRICS, EmfMetrics, Metrics
@@ -23,11 +24,13 @@ logger = log.get_logger()
 
 
 class Registry:
-    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder, metrics: Metrics = NO_METRICS):
+    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder, metrics: Metrics = NO_METRICS,
+                 policy: Policy = DEFAULT_POLICY):
         self.allowlist = allowlist
         self.validator = validator
         self.forwarder = forwarder
         self.metrics = metrics
+        self.policy = policy  # the tracking plans and controls events are judged under
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS, s3: S3Client | None = None) -> Registry:
@@ -75,7 +78,7 @@ class Registry:
             return ACCEPTED
         envelope = payload.decode(event, route)
         self.allowlist.check(envelope.write_keys)
-        verdicts = [self.validator.check(message) for message in envelope.events]
+        verdicts = [self.validator.check(message, self.policy) for message in envelope.events]
         valid, invalid = partition(envelope.events, verdicts)
         with self.metrics.forwarding(verdicts):
             self.forwarder.deliver(valid, invalid, envelope.sent_at)

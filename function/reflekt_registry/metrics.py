@@ -32,8 +32,11 @@ NO_SCHEMA_ID = "(none)"
 # Ids that name no usable schema share one value: anyone with a write key could otherwise mint custom metrics,
 # which CloudWatch bills one by one.
 UNKNOWN_SCHEMA_ID = "(unknown)"
+# Events by the source they went to (an event whose violations the controls allow goes to the valid one).
 VALID_EVENTS = "ValidEvents"
 INVALID_EVENTS = "InvalidEvents"
+# Track events whose name no schema in the plans has, blocked or allowed: the plan's gaps.
+UNPLANNED_EVENTS = "UnplannedEvents"
 FORWARD_LATENCY = "ForwardLatency"
 
 
@@ -78,9 +81,11 @@ def documents(function_name: str, verdicts: Sequence[Verdict], latency_ms: float
     """The EMF documents for one delivery: one per schema id, the first also carrying the latency."""
     valid: Counter[str] = Counter()
     invalid: Counter[str] = Counter()
+    unplanned: Counter[str] = Counter()
     for verdict in verdicts:
-        (valid if verdict.valid else invalid)[_dimension(verdict)] += 1
-    out = [_counts(function_name, schema_id, valid[schema_id], invalid[schema_id], timestamp_ms)
+        (invalid if verdict.blocked else valid)[_dimension(verdict)] += 1
+        unplanned[_dimension(verdict)] += verdict.unplanned
+    out = [_counts(function_name, schema_id, valid[schema_id], invalid[schema_id], unplanned[schema_id], timestamp_ms)
            for schema_id in sorted(valid | invalid)]
     if out:
         out[0]["_aws"]["CloudWatchMetrics"].append({
@@ -92,7 +97,7 @@ def documents(function_name: str, verdicts: Sequence[Verdict], latency_ms: float
     return out
 
 
-def _counts(function_name: str, schema_id: str, valid: int, invalid: int, timestamp_ms: int) -> dict[str, Any]:
+def _counts(function_name: str, schema_id: str, valid: int, invalid: int, unplanned: int, timestamp_ms: int) -> dict[str, Any]:
     return {
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -100,13 +105,15 @@ def _counts(function_name: str, schema_id: str, valid: int, invalid: int, timest
                 "Namespace": NAMESPACE,
                 # The second set rolls every schema up into one series per function, for alarms on the total.
                 "Dimensions": [[FUNCTION_NAME_DIMENSION, SCHEMA_ID_DIMENSION], [FUNCTION_NAME_DIMENSION]],
-                "Metrics": [{"Name": VALID_EVENTS, "Unit": "Count"}, {"Name": INVALID_EVENTS, "Unit": "Count"}],
+                "Metrics": [{"Name": VALID_EVENTS, "Unit": "Count"}, {"Name": INVALID_EVENTS, "Unit": "Count"},
+                            {"Name": UNPLANNED_EVENTS, "Unit": "Count"}],
             }],
         },
         FUNCTION_NAME_DIMENSION: function_name,
         SCHEMA_ID_DIMENSION: schema_id,
         VALID_EVENTS: valid,
         INVALID_EVENTS: invalid,
+        UNPLANNED_EVENTS: unplanned,
     }
 
 

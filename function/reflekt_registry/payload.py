@@ -70,11 +70,16 @@ def _batch_events(body: dict[str, Any]) -> list[dict[str, Any]]:
     for index, message in enumerate(batch):
         if not isinstance(message, dict):
             raise BadRequestError(f"batch[{index}] is a JSON {_json_type(message)}; expected an event object")
-        for name, values in shared.items():
-            own = message.get(name) or {}
-            if values and isinstance(own, dict):
-                message[name] = {**values, **own}
+        inherit_batch_level(message, shared)
     return batch
+
+
+def inherit_batch_level(message: dict[str, Any], shared: dict[str, Any]) -> None:
+    """Merges the batch's context and integrations into an event, its own keys winning, as Segment does."""
+    for name, values in shared.items():
+        own = message.get(name) or {}
+        if values and isinstance(own, dict):
+            message[name] = {**values, **own}
 
 
 def _check_type(message: dict[str, Any], where: str) -> None:

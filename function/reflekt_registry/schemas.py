@@ -16,6 +16,7 @@ from .config import S3Location
 from .errors import S3Error, SchemaStoreUnavailableError
 from .log import get_logger
 from .patterns import dangerous_patterns
+from .plans import INDEX_KEY, IndexEntry, SchemaIndex, entry_from_document, entry_from_path, read_index_document
 from .s3 import NotModified, S3Client
 
 # fastjsonschema compiles these faithfully; it silently ignores keywords of later drafts, so those are refused.
@@ -43,6 +44,7 @@ class CompiledSchema(NamedTuple):
     schema_id: str
     validate: Callable[[Any], Any]
     risky_patterns: tuple[str, ...] = ()  # regexes open to catastrophic backtracking (ReDoS), found at compile
+    declared: frozenset[str] = frozenset()  # the names under its top-level "properties"
 
 
 class UnusableSchema(NamedTuple):
@@ -60,6 +62,13 @@ class Fetched(NamedTuple):
     version: str  # an ETag or a file stamp: equal versions mean equal bodies
 
 
+class Catalog(NamedTuple):
+    """Every schema's id and name, as a source lists them."""
+
+    entries: tuple[IndexEntry, ...]
+    version: str | None  # the index object's ETag; None when the schemas were listed (nothing to compare next time)
+
+
 NOT_MODIFIED = object()
 
 
@@ -69,6 +78,9 @@ class SchemaSource(Protocol):
 
         Raises SchemaStoreUnavailableError when the answer is unknown.
         """
+
+    def catalog(self, known_version: str | None) -> Catalog | object:
+        """Every schema's id and name; NOT_MODIFIED if still `known_version`. Raises SchemaStoreUnavailableError."""
 
 
 def is_valid_schema_id(schema_id: object) -> bool:
@@ -102,6 +114,21 @@ class DirectorySource:
         except OSError as e:
             raise SchemaStoreUnavailableError(f"cannot read {path}: {e.strerror}") from e
 
+    def catalog(self, known_version: str | None) -> Catalog | object:
+        """Walks the folder, reading each schema's self.name: a local folder is cheap to walk at every refresh."""
+        entries = []
+        for path in sorted(self.root.rglob("*.json")):
+            schema_id = path.relative_to(self.root).as_posix()
+            if not is_valid_schema_id(schema_id) or not path.resolve().is_relative_to(self.root):
+                continue  # never served by fetch either (Reflekt's .reflekt/ meta-schema, links out of the root)
+            try:
+                entry = entry_from_document(schema_id, json.loads(path.read_bytes()))
+            except (OSError, ValueError):  # unreadable now: fetch says why when an event needs it
+                entry = entry_from_path(schema_id)
+            if entry is not None:
+                entries.append(entry)
+        return Catalog(tuple(entries), None)
+
 
 class S3Source:
     """Objects under a prefix of a bucket; conditional GETs make an unchanged schema cost no download."""
@@ -114,7 +141,25 @@ class S3Source:
         return f"s3://{self.location.bucket}/{self.location.prefix}"
 
     def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
-        key = self.location.prefix + schema_id
+        return self._get(self.location.prefix + schema_id, known_version)
+
+    def catalog(self, known_version: str | None) -> Catalog | object:
+        """The index publish wrote (one conditional GET); without a usable one, a listing of the prefix, whose
+        names come from Reflekt's folder layout (one request per 1,000 schemas)."""
+        fetched = self._get(INDEX_KEY, known_version)
+        if fetched is NOT_MODIFIED:
+            return NOT_MODIFIED
+        if isinstance(fetched, Fetched):
+            try:
+                entries = read_index_document(fetched.body, self.location.prefix)
+                # An id fetch would refuse is no schema, whoever wrote the index.
+                return Catalog(tuple(e for e in entries if is_valid_schema_id(e.schema_id)), fetched.version)
+            except ValueError as e:  # json errors are ValueErrors too
+                log.error("schema index is unusable; listing the schemas instead",
+                          extra={"fields": {"key": INDEX_KEY, "error": str(e)[:200]}})
+        return Catalog(tuple(filter(None, map(entry_from_path, self._list()))), None)
+
+    def _get(self, key: str, known_version: str | None) -> Fetched | object | None:
         try:
             found = self.client.get(self.location.bucket, key, if_none_match=known_version)
         except S3Error as e:
@@ -125,54 +170,70 @@ class S3Source:
             return NOT_MODIFIED
         return Fetched(found.body, found.etag)
 
+    def _list(self) -> list[str]:
+        """The schema ids under the prefix: ListObjectsV2 pages of up to 1,000 keys."""
+        prefix = self.location.prefix
+        try:
+            ids = [item.key[len(prefix):] for item in self.client.list(self.location.bucket, prefix)]
+        except S3Error as e:
+            raise SchemaStoreUnavailableError(str(e)) from e
+        return [schema_id for schema_id in ids if is_valid_schema_id(schema_id)]
+
 
 class _Entry:
-    """A cached schema; `expires` moves forward each time the store confirms it."""
+    """A cached schema or index; `expires` moves forward each time the store confirms it."""
 
-    __slots__ = ("schema", "version", "expires")
+    __slots__ = ("value", "version", "expires")
 
-    def __init__(self, schema: Schema, version: str | None, expires: float):
-        self.schema = schema
+    def __init__(self, value: Any, version: str | None, expires: float):
+        self.value = value
         self.version = version
         self.expires = expires
 
 
 class SchemaStore:
-    """Compiled schemas by id, kept across warm invocations and refreshed after `ttl` seconds."""
+    """Compiled schemas by id, and the index of their names, kept across warm invocations and refreshed after
+    `ttl` seconds."""
 
     def __init__(self, source: SchemaSource, ttl: float, clock: Callable[[], float] = time.monotonic):
         self.source = source
         self.ttl = ttl
         self.clock = clock
         self._cache: dict[str, _Entry] = {}
+        self._index: _Entry | None = None
         self._lock = threading.Lock()
 
     def get(self, schema_id: str) -> Schema:
         entry = self._cache.get(schema_id)
         if entry is not None and self.clock() < entry.expires:
-            return entry.schema
+            return entry.value
         with self._lock:
             return self._refresh(schema_id)
 
+    def index(self) -> SchemaIndex:
+        """Every schema's name and versions; the bodies are fetched by `get` only when an event needs one."""
+        entry = self._index
+        if entry is not None and self.clock() < entry.expires:
+            return entry.value
+        with self._lock:
+            return self._refresh_index()
+
     def clear(self) -> None:
         self._cache.clear()
+        self._index = None
 
     def _refresh(self, schema_id: str) -> Schema:
         entry = self._cache.get(schema_id)
         now = self.clock()
         if entry is not None and now < entry.expires:  # another thread refreshed it while this one waited
-            return entry.schema
+            return entry.value
         try:
             fetched = self.source.fetch(schema_id, entry.version if entry else None)
         except SchemaStoreUnavailableError as e:
-            if entry is None:
-                raise
-            log.warning("serving cached schema while the store is unavailable", extra={"fields": {"schema_id": schema_id, "error": str(e)}})
-            entry.expires = now + min(self.ttl, STALE_RETRY_SECONDS)
-            return entry.schema
+            return self._stale(entry, now, e, "schema", {"schema_id": schema_id})
         if fetched is NOT_MODIFIED and entry is not None:
             entry.expires = now + self.ttl
-            return entry.schema
+            return entry.value
         if fetched is None:
             schema: Schema = UnusableSchema(schema_id, f"no schema with $id {schema_id!r} in {self.source}")
             self._cache[schema_id] = _Entry(schema, None, now + min(self.ttl, MISSING_SCHEMA_TTL_SECONDS))
@@ -188,6 +249,33 @@ class SchemaStore:
                             extra={"fields": {"schema_id": schema_id, "patterns": list(schema.risky_patterns)}})
         self._cache[schema_id] = _Entry(schema, fetched.version, now + self.ttl)
         return schema
+
+    def _refresh_index(self) -> SchemaIndex:
+        entry = self._index
+        now = self.clock()
+        if entry is not None and now < entry.expires:
+            return entry.value
+        try:
+            catalog = self.source.catalog(entry.version if entry else None)
+        except SchemaStoreUnavailableError as e:
+            return self._stale(entry, now, e, "schema index", {"source": str(self.source)})
+        if catalog is NOT_MODIFIED and entry is not None:
+            entry.expires = now + self.ttl
+            return entry.value
+        assert isinstance(catalog, Catalog)
+        index = SchemaIndex(catalog.entries)
+        log.info("indexed schemas", extra={"fields": {"source": str(self.source), "schemas": index.size, "version": catalog.version}})
+        self._index = _Entry(index, catalog.version, now + self.ttl)
+        return index
+
+    def _stale(self, entry: _Entry | None, now: float, error: SchemaStoreUnavailableError, what: str,
+               fields: dict[str, str]) -> Any:
+        """What was cached, served while the store is down and retried soon; with nothing cached, the outage."""
+        if entry is None:
+            raise error
+        log.warning(f"serving cached {what} while the store is unavailable", extra={"fields": {**fields, "error": str(error)}})
+        entry.expires = now + min(self.ttl, STALE_RETRY_SECONDS)
+        return entry.value
 
 
 def open_store(location: S3Location | Path, ttl: float, s3: S3Client | None = None) -> SchemaStore:
@@ -276,4 +364,6 @@ def compile_schema(schema_id: str, body: bytes) -> Schema:
         return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {e}")
     except Exception as e:  # the generator fails on some malformed schemas with bare Python errors (re.error, AttributeError)
         return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {type(e).__name__}: {e}")
-    return CompiledSchema(schema_id, validate, tuple(dangerous_patterns(document)))
+    declared = document.get("properties")
+    return CompiledSchema(schema_id, validate, tuple(dangerous_patterns(document)),
+                          frozenset(declared) if isinstance(declared, dict) else frozenset())

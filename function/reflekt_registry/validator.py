@@ -1,4 +1,5 @@
-"""Checks each event against the schema it names and annotates the ones that fail with every violation."""
+"""Judges each event against its schema, found by schema_id or by name within its plans, under its source's
+controls, and marks what the registry decided in the event it forwards."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ from typing import Any, NamedTuple
 
 import fastjsonschema
 
-from .schemas import CompiledSchema, SchemaStore, is_valid_schema_id
+from .controls import DEFAULT_POLICY, Controls, Policy
+from .plans import CALL_SCHEMA_NAMES, Resolution, Unresolved, event_version_of
+from .schemas import CompiledSchema, SchemaStore, UnusableSchema, is_valid_schema_id
 
 # Where each call type carries the data its schema describes (Reflekt: identify/group schemas describe traits).
 VALIDATED_FIELD = {"track": "properties", "page": "properties", "screen": "properties", "identify": "traits", "group": "traits"}
 # Calls whose traits are optional: without any there is nothing to validate (as in Segment Protocols, RudderStack).
 OPTIONAL_PAYLOAD = frozenset({"identify", "group"})
+# Some Segment-compatible SDKs send identify traits in context.traits; they are read there when traits is absent.
+CONTEXT_TRAITS = "traits"
 SCHEMA_ID_FIELD = "schema_id"
 # The original registry's annotation: a list of strings, so existing warehouse columns keep working.
 LEGACY_ERRORS_FIELD = "validation_errors"
@@ -20,6 +25,8 @@ LEGACY_ERRORS_FIELD = "validation_errors"
 ANNOTATION_KEY = "reflekt"
 # The keyword of the violation for a schema id that names no usable schema.
 UNUSABLE_SCHEMA = "schema"
+# Keywords of the registry's own findings about an event's name (Protocols calls the first Unplanned-Event).
+UNPLANNED, AMBIGUOUS = "unplanned", "ambiguous"
 
 
 class Violation(NamedTuple):
@@ -31,14 +38,29 @@ class Violation(NamedTuple):
 class Verdict(NamedTuple):
     schema_id: str | None
     violations: tuple[Violation, ...] = ()
+    allowed: bool = False  # its violations do not block it (controls "allow" or "omit"): it goes to the valid source
+    resolution: Resolution | None = None  # the schema was chosen by the event's name: which version and why
+    unplanned: bool = False  # no schema has its name in the source's plans
+    omitted: tuple[str, ...] = ()  # names removed from its properties/traits before it was judged and forwarded
 
     @property
     def valid(self) -> bool:
+        """Whether it conforms; where it goes is `blocked`."""
         return not self.violations
 
     @property
+    def blocked(self) -> bool:
+        """Whether it goes to the invalid source."""
+        return bool(self.violations) and not self.allowed
+
+    @property
+    def noteworthy(self) -> bool:
+        """Whether the registry decided something the event did not say itself, which context.reflekt records."""
+        return bool(self.violations or self.resolution or self.unplanned or self.omitted)
+
+    @property
     def schema_known(self) -> bool:
-        """Whether schema_id named a usable schema; a client can invent any number of ids that do not."""
+        """Whether it was judged against a usable schema; a client can invent any number of ids that name none."""
         return self.schema_id is not None and all(v.keyword != UNUSABLE_SCHEMA for v in self.violations)
 
 
@@ -46,28 +68,123 @@ class Validator:
     def __init__(self, store: SchemaStore):
         self.store = store
 
-    def check(self, event: dict[str, Any]) -> Verdict:
-        """Judges one event on its own; raises only when the schema store cannot answer."""
-        field = VALIDATED_FIELD.get(event["type"])
-        if field is None:  # alias carries nothing a schema describes
+    def check(self, event: dict[str, Any], policy: Policy = DEFAULT_POLICY) -> Verdict:
+        """Judges one event on its own under `policy`; raises only when the schema store cannot answer."""
+        verdict = self._judge(event, policy)
+        common = policy.controls.common_schema
+        return verdict if common is None else self._judge_whole(event, verdict, common, policy.controls)
+
+    def _judge(self, event: dict[str, Any], policy: Policy) -> Verdict:
+        call_type = event["type"]
+        if call_type not in VALIDATED_FIELD:  # alias carries nothing a schema describes
             return Verdict(None)
-        payload = event.get(field)
-        if event["type"] in OPTIONAL_PAYLOAD and (payload is None or payload == {}):
+        payload, where = data_of(event)
+        if call_type in OPTIONAL_PAYLOAD and (payload is None or payload == {}):
             return Verdict(None)
-        where = f"$.{field}"
+        if payload is None:  # Segment reads a track, page or screen without properties as one with none
+            payload = {}
         if not isinstance(payload, dict):
-            return Verdict(None, (Violation(where, "type", f"{where} must be an object carrying {SCHEMA_ID_FIELD}"),))
+            return Verdict(None, (Violation(where, "type", f"{where} must be an object"),))
         schema_id = payload.get(SCHEMA_ID_FIELD)
-        id_path = f"{where}.{SCHEMA_ID_FIELD}"
-        if schema_id is None:
-            return Verdict(None, (Violation(id_path, "required", f"{id_path} is missing: name the $id of the event's schema"),))
-        if not is_valid_schema_id(schema_id):
-            shown = repr(schema_id)[:120]
-            return Verdict(None, (Violation(id_path, SCHEMA_ID_FIELD, f"{id_path} {shown} is not a schema path like 'plan/Event_Name/1-0.json'"),))
+        resolution = None
+        if schema_id is not None:
+            id_path = f"{where}.{SCHEMA_ID_FIELD}"
+            if not is_valid_schema_id(schema_id):
+                shown = repr(schema_id)[:120]
+                return Verdict(None, (Violation(id_path, SCHEMA_ID_FIELD, f"{id_path} {shown} is not a schema path like 'plan/Event_Name/1-0.json'"),))
+        else:
+            id_path = "$.event" if call_type == "track" else "$.type"
+            name = event.get("event") if call_type == "track" else CALL_SCHEMA_NAMES[call_type]
+            found = self.store.index().resolve(name, event_version_of(event), policy.plans)
+            if isinstance(found, Unresolved):
+                return _unresolved(found, call_type, id_path, policy.controls)
+            schema_id, resolution = found.schema_id, found
         schema = self.store.get(schema_id)
         if not isinstance(schema, CompiledSchema):
-            return Verdict(schema_id, (Violation(id_path, UNUSABLE_SCHEMA, schema.reason),))
-        return Verdict(schema_id, _run(schema, payload, where))
+            return Verdict(schema_id, (Violation(id_path, UNUSABLE_SCHEMA, schema.reason),), resolution=resolution)
+        return _judge_data(schema, payload, where, policy.controls)._replace(resolution=resolution)
+
+    def _judge_whole(self, event: dict[str, Any], verdict: Verdict, common_id: str, controls: Controls) -> Verdict:
+        """Adds the common schema's judgement of the whole event, as it will be forwarded."""
+        schema = self.store.get(common_id) if is_valid_schema_id(common_id) else UnusableSchema(
+            common_id, f"{common_id!r} is not a schema path like 'plan/Common/1-0.json'")
+        if isinstance(schema, CompiledSchema):
+            violations = _run(schema, without_omitted(event, verdict), "$")
+        else:
+            violations = (Violation("$", UNUSABLE_SCHEMA, f"the common schema is unusable: {schema.reason}"),)
+        if not violations:
+            return verdict
+        return verdict._replace(violations=verdict.violations + violations,
+                                allowed=not verdict.blocked and controls.common_schema_violations == "allow")
+
+
+def data_of(event: dict[str, Any]) -> tuple[Any, str]:
+    """The data an event's schema describes, and its JSONPath."""
+    field = VALIDATED_FIELD[event["type"]]
+    context = event.get("context")
+    if field == "traits" and event.get("traits") is None and isinstance(context, dict) and context.get(CONTEXT_TRAITS) is not None:
+        return context[CONTEXT_TRAITS], f"$.context.{CONTEXT_TRAITS}"
+    return event.get(field), f"$.{field}"
+
+
+def _unresolved(found: Unresolved, call_type: str, name_path: str, controls: Controls) -> Verdict:
+    if found.keyword == AMBIGUOUS:  # the configuration must choose: never forwarded as valid on a guess
+        return Verdict(None, (Violation(name_path, AMBIGUOUS, found.message),))
+    if call_type != "track":  # as in Protocols, only track events are unplanned: a page or identify without a schema passes
+        return Verdict(None)
+    if controls.unplanned_events == "allow":
+        return Verdict(None, unplanned=True)
+    return Verdict(None, (Violation(name_path, UNPLANNED, found.message),), unplanned=True)
+
+
+def _judge_data(schema: CompiledSchema, payload: dict[str, Any], where: str, controls: Controls) -> Verdict:
+    """Validates the data under the controls: what is omitted first, and whether violations block."""
+    data = payload
+    if SCHEMA_ID_FIELD in data and SCHEMA_ID_FIELD not in schema.declared:
+        data = _without(data, (SCHEMA_ID_FIELD,))  # routing metadata, not data: judged only by schemas that declare it
+    omitted: tuple[str, ...] = ()
+    if controls.unplanned_properties == "omit":
+        omitted = tuple(name for name in data if name not in schema.declared)
+        data = _without(data, omitted)
+    violations = _run(schema, data, where)
+    verdict = Verdict(schema.schema_id, violations, omitted=omitted)
+    if not violations or controls.violations == "block":
+        return verdict
+    if controls.violations == "allow":
+        return verdict._replace(allowed=True)
+    offending = _offending(violations, data, where)
+    if offending is None or _run(schema, _without(data, offending), where):
+        return verdict  # a violation of the whole object (a missing property), or what is left still fails
+    return verdict._replace(allowed=True, omitted=omitted + offending)
+
+
+def _offending(violations: tuple[Violation, ...], data: dict[str, Any], where: str) -> tuple[str, ...] | None:
+    """The top-level names whose values the violations are in; None when one is about the object itself."""
+    by_path = {f"{where}.{name}": name for name in data}
+    names: dict[str, None] = {}
+    for violation in violations:
+        path = violation.path
+        cuts = [i for i, c in enumerate(path) if c in ".[" and i > len(where)] + [len(path)]
+        name = next((by_path[path[:i]] for i in cuts if path[:i] in by_path), None)
+        if name is None:
+            return None
+        names[name] = None
+    return tuple(names)
+
+
+def _without(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key not in names} if names else data
+
+
+def without_omitted(event: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+    """The event as it will be forwarded, without changing it: a copy only when something is omitted."""
+    if not verdict.omitted:
+        return event
+    payload, where = data_of(event)
+    kept = _without(payload, verdict.omitted)
+    if where.startswith("$.context."):
+        return {**event, "context": {**event["context"], CONTEXT_TRAITS: kept}}
+    return {**event, where[2:]: kept}
 
 
 def _run(schema: CompiledSchema, payload: dict[str, Any], where: str) -> tuple[Violation, ...]:
@@ -91,29 +208,48 @@ def _violation(error: fastjsonschema.JsonSchemaValueException, where: str) -> Vi
 
 
 def annotate(event: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
-    """Marks an invalid event in place: the legacy string list where its data is, and a structured record in
-    context. Nothing else of the event changes, except a non-object properties/traits/context, which must be
-    replaced to carry the annotation."""
-    field = VALIDATED_FIELD.get(event["type"], "properties")
-    payload = event.get(field)
-    if not isinstance(payload, dict):
-        payload = event[field] = {}
-    payload[LEGACY_ERRORS_FIELD] = [v.message for v in verdict.violations]
+    """Applies a verdict in place: removes what it omitted and records it in context. A blocked event also gets
+    the legacy string list where its data is. Nothing else of the event changes, except a non-object
+    properties/traits/context, which must be replaced to carry the annotation."""
+    if verdict.omitted or verdict.blocked:
+        field = VALIDATED_FIELD.get(event["type"], "properties")
+        payload = data_of(event)[0] if event["type"] in VALIDATED_FIELD else event.get(field)
+        for name in verdict.omitted:  # only ever names of an object's keys
+            payload.pop(name, None)
+        if verdict.blocked:
+            if not isinstance(payload, dict):
+                payload = event[field] = {}
+            payload[LEGACY_ERRORS_FIELD] = [v.message for v in verdict.violations]
     context = event.get("context")
     if not isinstance(context, dict):
         context = event["context"] = {}
-    context[ANNOTATION_KEY] = {"schemaId": verdict.schema_id, "violations": [v._asdict() for v in verdict.violations]}
+    context[ANNOTATION_KEY] = record(verdict)
     return event
 
 
+def record(verdict: Verdict) -> dict[str, Any]:
+    """context.reflekt: the schema used and every violation; how a schema was found by name; what was omitted."""
+    annotation: dict[str, Any] = {"schemaId": verdict.schema_id, "violations": [v._asdict() for v in verdict.violations]}
+    if verdict.resolution is not None:  # its version is in schemaId; why that version, only here
+        annotation["versionReason"] = verdict.resolution.reason
+    if verdict.unplanned:
+        annotation["unplanned"] = True
+    if verdict.omitted:
+        annotation["omitted"] = list(verdict.omitted)
+    if verdict.violations and not verdict.blocked:
+        annotation["allowed"] = True
+    return annotation
+
+
 def partition(events: list[dict[str, Any]], verdicts: list[Verdict]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Valid events as they came; invalid ones annotated."""
+    """The one place that decides where events go: the invalid source for the blocked, the valid one for the rest.
+    Events the registry decided something about are annotated on the way; the others go as they came."""
     valid, invalid = [], []
     for event, verdict in zip(events, verdicts, strict=True):
-        if verdict.valid:
-            valid.append(event)
-        else:
+        if verdict.blocked:
             invalid.append(annotate(event, verdict))
+        else:
+            valid.append(annotate(event, verdict) if verdict.noteworthy else event)
     return valid, invalid
 
 

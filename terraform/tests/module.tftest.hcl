@@ -82,6 +82,11 @@ run "lambda_permissions_stop_at_the_schema_prefix" {
   }
 
   assert {
+    condition     = [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ReadSchemaIndex"][0].resources == toset(["arn:aws:s3:::example-schemas/registry/index.json"])
+    error_message = "Beyond the schemas, the Lambda reads only the index of their names."
+  }
+
+  assert {
     condition = (
       [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListSchemas"][0].resources == toset(["arn:aws:s3:::example-schemas"])
       && jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListSchemas"][0].condition) == jsonencode([

@@ -16,7 +16,7 @@ run "publishes_nothing_by_default" {
   command = plan
 
   assert {
-    condition     = length(aws_s3_object.schema) == 0 && length(terraform_data.schemas_check) == 0
+    condition     = length(aws_s3_object.schema) == 0 && length(terraform_data.schemas_check) == 0 && length(aws_s3_object.schema_index) == 0
     error_message = "Without schemas_dir nothing may be published or checked."
   }
 }
@@ -43,6 +43,24 @@ run "publishes_each_schema_under_the_prefix" {
       object.bucket == "example-schemas" && object.content_type == "application/json" && object.etag == filemd5("tests/fixtures/schemas/${path}")
     ])
     error_message = "Schemas must be JSON objects in the schema bucket whose etag follows the file's content."
+  }
+
+  assert {
+    condition = jsondecode(aws_s3_object.schema_index[0].content) == {
+      format = 1
+      prefix = "schemas/"
+      schemas = [
+        { id = "checkout/Group/1-0.json", name = "Group" },
+        { id = "checkout/Identify/1-0.json", name = "Identify" },
+        { id = "checkout/Order_Completed/1-0.json", name = "Order Completed" },
+      ]
+    }
+    error_message = "The index of names must list every schema with its self.name, under the key the Lambda reads."
+  }
+
+  assert {
+    condition     = aws_s3_object.schema_index[0].key == "registry/index.json" && aws_s3_object.schema_index[0].bucket == "example-schemas"
+    error_message = "The index must sit at registry/index.json in the schema bucket."
   }
 
   assert {

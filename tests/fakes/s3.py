@@ -1,7 +1,8 @@
 """A stand-in for the registry's S3Client (s3.py): objects in a dict, and planned faults.
 
-Only get is served, with the answers the real client gives: the body and ETag, NotModified for a matching
-If-None-Match, None for a missing key. Planned faults are raised one call at a time as the S3Error the real client
+get and list are served with the answers the real client gives: the body and ETag, NotModified for a matching
+If-None-Match, None for a missing key; the objects under a prefix in key order, one request per page of up to
+1,000. Planned faults are raised one request at a time, whichever comes next, as the S3Error the real client
 raises once its retries are spent, with its wording.
 """
 
@@ -9,20 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from reflekt_registry.errors import S3Error
-from reflekt_registry.s3 import NotModified, S3Object
+from reflekt_registry.s3 import LIST_PAGE_KEYS, ListedObject, NotModified, S3Object
 
 
 def answered(status: int, code: str) -> Callable[[str], S3Error]:
-    return lambda where: S3Error(f"S3 answered GET {where} with HTTP {status} ({code})")
+    return lambda where: S3Error(f"S3 answered {where} with HTTP {status} ({code})")
 
 
 def unreachable(failure: str) -> Callable[[str], S3Error]:
-    return lambda where: S3Error(f"cannot reach S3 for GET {where} within 3 s: {failure}")
+    return lambda where: S3Error(f"cannot reach S3 for {where} within 3 s: {failure}")
 
 
 # What a misbehaving S3 makes the client raise, by the name the tests use.
@@ -34,6 +35,10 @@ FAULTS: dict[str, Callable[[str], S3Error]] = {
     "connect timeout": unreachable("ConnectTimeoutError"),
     "no route": unreachable("NewConnectionError"),
 }
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.md5(body).hexdigest() + '"'
 
 
 @dataclass
@@ -51,15 +56,25 @@ class FakeS3:
     def faults_left(self) -> int:
         return len(self._faults)
 
-    def get(self, bucket: str, key: str, if_none_match: str | None = None) -> S3Object | NotModified | None:
+    def _call(self, operation: str, bucket: str, key: str, **request: Any) -> None:
         with self._lock:
-            self.calls.append({"bucket": bucket, "key": key, "if_none_match": if_none_match})
+            self.calls.append({"operation": operation, "bucket": bucket, "key": key, **request})
             fault = self._faults.pop(0) if self._faults else None
         if fault:
-            raise fault(f"s3://{bucket}/{key}")
+            raise fault(f"{operation} s3://{bucket}/{key}")
+
+    def get(self, bucket: str, key: str, if_none_match: str | None = None) -> S3Object | NotModified | None:
+        self._call("GET", bucket, key, if_none_match=if_none_match)
         if key not in self.objects:
             return None
-        etag = '"' + hashlib.md5(self.objects[key]).hexdigest() + '"'
+        etag = etag_of(self.objects[key])
         if if_none_match == etag:
             return NotModified(etag)
         return S3Object(self.objects[key], etag)
+
+    def list(self, bucket: str, prefix: str = "", page_keys: int = LIST_PAGE_KEYS) -> Iterator[ListedObject]:
+        keys = sorted(key for key in self.objects if key.startswith(prefix))
+        for start in range(0, max(len(keys), 1), page_keys):
+            self._call("LIST", bucket, prefix, start=start)
+            yield from (ListedObject(key, etag_of(self.objects[key]), len(self.objects[key]))
+                        for key in keys[start:start + page_keys])

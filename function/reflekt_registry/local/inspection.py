@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from ..errors import BadRequestError, MethodNotAllowedError, NotFoundError, RegistryError
 from ..forwarder import Destination, Forwarder
 from ..metrics import NO_SCHEMA_ID
+from ..plans import plan_of
 from ..request import ApiGatewayEvent
 from ..responses import PREFLIGHT, Response, error_response
 from ..validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
@@ -28,7 +29,9 @@ MAX_RECENT_EVENTS = 1_000
 VALID, INVALID = "valid", "invalid"
 STATUSES = (VALID, INVALID)
 PREFIX = "/registry"
-FILTERS = ("status", "schema_id", "event", "type")
+FILTERS = ("status", "schema_id", "event", "type", "plan")
+# Where unplanned track events are counted and filtered: they have no schema id.
+UNPLANNED = "(unplanned)"
 PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 HTML = "text/html; charset=utf-8"
 
@@ -46,21 +49,28 @@ class SeenEvent:
     message_id: str | None
     violations: list[dict[str, str]]  # [{path, keyword, message}] as in context.reflekt
     payload: dict[str, Any]  # the event exactly as forwarded, annotations included
+    plan: str | None  # the tracking plan of its schema ("jaffle_shop/")
+    unplanned: bool  # no schema has its name in the plans (and the controls let it through, or blocked it)
+    omitted: list[str]  # properties or traits the controls removed before forwarding it
 
     @classmethod
     def of(cls, id: int, status: str, event: dict[str, Any], forwarded_at: str) -> SeenEvent:
-        if status == INVALID:  # validator.annotate wrote both, even into the stand-in for an oversized event
-            annotation = event["context"][ANNOTATION_KEY]
+        # validator.annotate wrote the record into every invalid event (even an oversized one's stand-in) and into
+        # valid ones it decided something about; a client cannot forge it, since payload.decode removes it.
+        context = event.get("context")
+        annotation = context.get(ANNOTATION_KEY) if isinstance(context, dict) else None
+        if isinstance(annotation, dict):
             schema_id, violations = annotation["schemaId"], annotation["violations"]
         else:
             payload = event.get(VALIDATED_FIELD.get(event["type"], ""))
-            schema_id, violations = payload.get(SCHEMA_ID_FIELD) if isinstance(payload, dict) else None, []
+            schema_id, violations, annotation = payload.get(SCHEMA_ID_FIELD) if isinstance(payload, dict) else None, [], {}
         return cls(id, forwarded_at, status, event["type"], event.get("event") or event.get("name"), schema_id,
-                   event.get("messageId"), violations, event)
+                   event.get("messageId"), violations, event, plan_of(schema_id) if isinstance(schema_id, str) else None,
+                   annotation.get("unplanned", False), annotation.get("omitted", []))
 
     @property
     def schema_key(self) -> str:
-        return self.schema_id or NO_SCHEMA_ID
+        return self.schema_id or (UNPLANNED if self.unplanned else NO_SCHEMA_ID)
 
 
 class RecentEvents:
@@ -83,9 +93,9 @@ class RecentEvents:
                 self._counts[seen.schema_key, status] += 1
 
     def matching(self, status: str | None = None, schema_id: str | None = None, event: str | None = None,
-                 type: str | None = None, limit: int | None = None) -> list[SeenEvent]:
+                 type: str | None = None, plan: str | None = None, limit: int | None = None) -> list[SeenEvent]:
         """Newest first; every given filter must match, and at most `limit` are returned."""
-        wanted = {"status": status, "schema_key": schema_id, "event": event, "type": type}
+        wanted = {"status": status, "schema_key": schema_id, "event": event, "type": type, "plan": plan}
         with self._lock:
             found = [seen for seen in self._events
                      if all(value is None or getattr(seen, name) == value for name, value in wanted.items())]

@@ -3,7 +3,8 @@
     python -m reflekt_registry.tools.check_events events.jsonl --schemas path/to/project/schemas
     python -m reflekt_registry.tools.check_events export.jsonl.gz --bucket my-registry-bucket [--prefix schemas/]
 
-Each line holds one event or a {"batch": [...]} envelope (a Segment export, or requests an app made). Prints the
+Events without a schema_id are looked up by name and version in the tracking plans (--plan, repeatable; by
+default every schema). Each line holds one event or a {"batch": [...]} envelope (a Segment export, or requests an app made). Prints the
 valid and invalid events per schema with the first violations, then exits 0 when every event is valid, 1 when any
 is invalid, and 2 when the events or the schemas cannot be read.
 """
@@ -23,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULT_SCHEMA_PREFIX, S3Location, s3_from_env
+from ..controls import DEFAULT_POLICY, Policy
 from ..errors import ConfigError, SchemaStoreUnavailableError
 from ..local.aws import local_s3_client
 from ..metrics import NO_SCHEMA_ID
-from ..payload import CALL_TYPES
+from ..payload import BATCH_LEVEL_OBJECTS, CALL_TYPES, inherit_batch_level
 from ..request import GZIP_MAGIC
 from ..schemas import open_store
 from ..validator import Validator
@@ -36,6 +38,8 @@ EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 MAX_VIOLATIONS_SHOWN = 3
 # One run is short: a schema never needs fetching twice.
 SCHEMA_CACHE_TTL = math.inf
+# Where unplanned track events are counted: they have no schema to be listed under.
+UNPLANNED = "(unplanned)"
 
 
 class UnreadableInput(Exception):
@@ -67,8 +71,12 @@ def read_events(lines: Iterable[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
             batch = item["batch"]
             if not isinstance(batch, list):
                 raise UnreadableInput(f"line {number}: batch is not an array of events")
-            # Batch-level context and integrations are not merged in: a verdict reads only properties and traits.
-            yield from (_checked(event, f"line {number} batch[{index}]") for index, event in enumerate(batch))
+            # As the registry does: a verdict reads context too (protocols.event_version, traits).
+            shared = {name: item[name] for name in BATCH_LEVEL_OBJECTS if isinstance(item.get(name), dict)}
+            for index, event in enumerate(batch):
+                where, checked = _checked(event, f"line {number} batch[{index}]")
+                inherit_batch_level(checked, shared)
+                yield where, checked
         else:
             yield _checked(item, f"line {number}")
 
@@ -79,12 +87,13 @@ def _checked(event: Any, where: str) -> tuple[str, dict[str, Any]]:
     return where, event
 
 
-def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator) -> dict[str, SchemaReport]:
+def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator, policy: Policy = DEFAULT_POLICY) -> dict[str, SchemaReport]:
+    """Counts per schema the events the registry would send to the valid and to the invalid source."""
     reports: dict[str, SchemaReport] = {}
     for where, event in events:
-        verdict = validator.check(event)
-        report = reports.setdefault(verdict.schema_id or NO_SCHEMA_ID, SchemaReport())
-        if verdict.valid:
+        verdict = validator.check(event, policy)
+        report = reports.setdefault(verdict.schema_id or (UNPLANNED if verdict.unplanned else NO_SCHEMA_ID), SchemaReport())
+        if not verdict.blocked:
             report.valid += 1
             continue
         report.invalid += 1
@@ -124,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--bucket", help="the registry's schema bucket")
     parser.add_argument("--prefix", default=DEFAULT_SCHEMA_PREFIX, help=f"key prefix of the schemas in the bucket (default {DEFAULT_SCHEMA_PREFIX})")
     parser.add_argument("--region", help="the bucket's region (default: the AWS configuration's)")
+    parser.add_argument("--plan", action="append", default=[], metavar="PREFIX",
+                        help="a tracking plan: the $id prefix events are looked up by name in (e.g. jaffle_shop/); repeatable")
     args = parser.parse_args(argv)
     if args.schemas is not None and not args.schemas.is_dir():
         parser.error(f"--schemas {args.schemas} is not a directory")
@@ -139,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(S3Location(args.bucket, args.region, prefix), SCHEMA_CACHE_TTL, s3)
     validator = Validator(store)
     try:
-        reports = check(read_events(read_lines(args.events)), validator)
+        reports = check(read_events(read_lines(args.events)), validator, Policy(plans_of(args.plan)))
     except (OSError, EOFError, zlib.error) as e:  # missing, unreadable, or a broken gzip stream
         return _fail(f"cannot read {args.events}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
     except UnreadableInput as e:
@@ -150,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{args.events} holds no events, so nothing was checked")
     print(render(reports))
     return EXIT_INVALID if any(report.invalid for report in reports.values()) else EXIT_VALID
+
+
+def plans_of(prefixes: list[str]) -> tuple[str, ...]:
+    """$id prefixes as a Policy holds them: "jaffle_shop" is read as "jaffle_shop/"."""
+    return tuple(p if p.endswith("/") else p + "/" for p in prefixes)
 
 
 def _fail(message: str) -> int:

@@ -14,8 +14,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import DEFAULT_SCHEMA_PREFIX
+from ..plans import INDEX_KEY, entry_from_document, entry_from_path, index_document
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
@@ -75,12 +77,31 @@ def _meta_schema_problem(document: dict) -> str | None:
     return None
 
 
-def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
+def _s3_client() -> Any:
     import boto3
 
-    s3 = boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+    return boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
+
+
+def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
+    s3 = _s3_client()
     for item in files:
         s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(), ContentType="application/json")
+
+
+def write_index(files: list[SchemaFile], bucket: str, prefix: str) -> int:
+    """Writes the index of schema names the registry looks events up in, for every schema now under the prefix:
+    the files just uploaded by their self.name, others already there (an earlier `aws s3 sync`) by their path.
+    Returns how many schemas it names."""
+    s3 = _s3_client()
+    entries = {item.schema_id: entry_from_document(item.schema_id, json.loads(item.path.read_bytes())) for item in files}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for key in (item["Key"][len(prefix):] for item in page.get("Contents", [])):
+            if key not in entries and is_valid_schema_id(key):
+                entries[key] = entry_from_path(key)
+    named = [entry for entry in entries.values() if entry is not None]
+    s3.put_object(Bucket=bucket, Key=INDEX_KEY, Body=index_document(named, prefix), ContentType="application/json")
+    return len(named)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     upload(files, args.bucket, args.prefix)
     print(f"uploaded {len(files)} schemas to s3://{args.bucket}/{args.prefix}")
+    named = write_index(files, args.bucket, args.prefix)
+    print(f"indexed {named} schemas by name in s3://{args.bucket}/{INDEX_KEY}")
     return 0
 
 
