@@ -10,6 +10,23 @@ locals {
   ])
   # null for a file that is not JSON, so a precondition can name it instead of jsondecode failing.
   schemas = { for path in local.schema_files : path => try(jsondecode(file("${var.schemas_dir}/${path}")), null) }
+
+  # The schemas already in the bucket (ids under schema_prefix), known at plan time once the bucket exists.
+  published_schemas = var.schemas_dir == null ? [] : [
+    for key in data.aws_s3_objects.published[0].keys : trimprefix(key, var.schema_prefix) if endswith(key, ".json")
+  ]
+  # Published schemas the project no longer has: Terraform would delete the ones it wrote, while old apps still send them.
+  dropped_schemas = setsubtract(local.published_schemas, setunion(local.schema_files, var.schemas_prune))
+
+  # publish's gate, run as `python -m reflekt_registry.tools.publish --check <schemas_dir>` without a shell to quote for:
+  # usable schemas, Reflekt's versioning, and every MINOR accepting what the earlier MINORs of its MAJOR accept, compared
+  # with the bucket's current schemas too unless schemas_check_bucket is false. --force-id passes schemas_force on.
+  schemas_check_command = concat(
+    [var.schemas_check_python, "-m", "reflekt_registry.tools.publish", "--check"],
+    var.schemas_check_bucket ? ["--bucket", local.bucket_name, "--prefix", var.schema_prefix] : [],
+    flatten([for id, reason in var.schemas_force : ["--force-id", id, reason]]),
+  )
+
   # The index of names the registry looks events up in (the document publish writes; function/reflekt_registry/
   # plans.py reads it): files in Reflekt's <Event_Name>/<MAJOR>-<MINOR>.json layout, named by self.name, or by
   # their folder with underscores read as spaces.
@@ -25,19 +42,39 @@ locals {
   }
 }
 
-# Runs the registry's own schema check (every schema compiles, ids and drafts are right) before anything is uploaded;
-# the preconditions below catch the commonest mistakes earlier, at plan time.
+data "aws_s3_objects" "published" {
+  count = var.schemas_dir == null ? 0 : 1
+
+  bucket = local.bucket_name
+  prefix = var.schema_prefix
+  # Listing is paged by 1,000 keys; this covers registries far larger than any tracking plan.
+  max_keys = 100000
+}
+
+# Runs publish's gate before any schema is uploaded: every schema usable, versions in sequence, published versions
+# unchanged except for annotations, every MINOR compatible with the earlier MINORs of its MAJOR (in the project and in
+# the bucket). The preconditions below catch the commonest mistakes earlier, at plan time.
 resource "terraform_data" "schemas_check" {
   count = var.schemas_dir == null ? 0 : 1
 
-  triggers_replace = { for path in local.schema_files : path => filemd5("${var.schemas_dir}/${path}") }
+  triggers_replace = {
+    schemas = { for path in local.schema_files : path => filemd5("${var.schemas_dir}/${path}") }
+    command = local.schemas_check_command
+  }
 
   provisioner "local-exec" {
-    # The interpreter list runs `python -m reflekt_registry.tools.publish --check <schemas_dir>` without a shell to quote for.
-    interpreter = [var.schemas_check_python, "-m", "reflekt_registry.tools.publish", "--check"]
+    interpreter = local.schemas_check_command
     command     = var.schemas_dir
     environment = {
-      PYTHONPATH = abspath("${path.module}/../function")
+      PYTHONPATH             = abspath("${path.module}/../function")
+      REGISTRY_BUCKET_REGION = local.bucket_region
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.dropped_schemas) == 0
+      error_message = "These schemas are in s3://${local.bucket_name}/${var.schema_prefix} but no longer in ${coalesce(var.schemas_dir, "-")}: ${join(", ", sort(local.dropped_schemas))}. Apps may still send them, so they are not deleted by accident: put the files back, or list the ids in schemas_prune to delete them."
     }
   }
 }
@@ -50,6 +87,8 @@ resource "aws_s3_object" "schema" {
   source       = "${var.schemas_dir}/${each.key}"
   etag         = filemd5("${var.schemas_dir}/${each.key}")
   content_type = "application/json"
+  # Why a schema the gate refused was published anyway (publish --force), kept on the object.
+  metadata = contains(keys(var.schemas_force), each.key) ? { "reflekt-registry-forced" = var.schemas_force[each.key] } : {}
 
   tags = var.tags
 
@@ -63,6 +102,11 @@ resource "aws_s3_object" "schema" {
       condition     = local.schemas[each.key] == null || try(local.schemas[each.key]["$id"] == each.key, false)
       error_message = "${var.schemas_dir}/${each.key}: \"$id\" is ${jsonencode(try(local.schemas[each.key]["$id"], null))}; it must be the file's path relative to schemas_dir, \"${each.key}\"."
     }
+    # Reflekt names the file after the version; publish's gate checks the rest of the sequencing at apply.
+    precondition {
+      condition     = local.schemas[each.key] == null || try("${local.schemas[each.key].self.version}.json" == basename(each.key), true)
+      error_message = "${var.schemas_dir}/${each.key}: self.version is ${jsonencode(try(local.schemas[each.key].self.version, null))}; the file must be named after it (Reflekt's MAJOR-MINOR.json)."
+    }
     # Like the registry, read a schema that names no "$schema" as draft-07.
     precondition {
       condition     = local.schemas[each.key] == null || can(regex("^https?://json-schema\\.org/draft-0[467]/schema#?$", lookup(local.schemas[each.key], "$schema", "http://json-schema.org/draft-07/schema#")))
@@ -70,7 +114,14 @@ resource "aws_s3_object" "schema" {
     }
   }
 
-  depends_on = [terraform_data.schemas_check]
+  # Every object needs a version id (the rollback history) and must be encrypted and behind the TLS-only policy
+  # from its first write, so none is written before the bucket is set up (the policy waits for the public access block).
+  depends_on = [
+    terraform_data.schemas_check,
+    aws_s3_bucket_versioning.this,
+    aws_s3_bucket_server_side_encryption_configuration.this,
+    aws_s3_bucket_policy.this,
+  ]
 }
 
 # One conditional GET a TTL tells a warm Lambda every schema's name, whatever their number (README: Tracking plans).

@@ -72,9 +72,32 @@ variable "schemas_dir" {
 }
 
 variable "schemas_check_python" {
-  description = "Python interpreter that runs `python -m reflekt_registry.tools.publish --check` over `schemas_dir` before any schema is uploaded. It needs the packages in requirements-dev.txt, e.g. `../.venv/bin/python`"
+  description = "Python interpreter that runs publish's gate (`python -m reflekt_registry.tools.publish --check`) over `schemas_dir` before any schema is uploaded. It needs the packages in requirements-dev.txt, e.g. `../.venv/bin/python`"
   type        = string
   default     = "python3"
+}
+
+variable "schemas_check_bucket" {
+  description = "Whether the gate also compares `schemas_dir` with the schemas already in the bucket (published versions unchanged, new MINORs compatible with MINORs only the bucket still has). It reads the bucket with the AWS credentials in Terraform's environment; set false only where those cannot reach it (e.g. a provider that assumes a role), and run `publish --plan` with credentials in CI instead"
+  type        = bool
+  default     = true
+}
+
+variable "schemas_force" {
+  description = "Schema ids the gate refuses that are to be published anyway (a changed published version, an incompatible MINOR), each with the reason, which is kept on the object as metadata `reflekt-registry-forced`"
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for reason in values(var.schemas_force) : length(reason) <= 1024 && can(regex("^[ -~]+$", reason))])
+    error_message = "Each schemas_force reason must be one line of printable ASCII, 1 to 1024 characters: S3 keeps it in a metadata header."
+  }
+}
+
+variable "schemas_prune" {
+  description = "Schema ids that may leave the bucket: published ids missing from `schemas_dir` stop the plan unless listed here, since apps may still send them. Terraform deletes the listed ones it published; `publish --prune` deletes others"
+  type        = list(string)
+  default     = []
 }
 
 ################################################################################

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 import ci_skips
 from fakes.segment import FakeSegment
@@ -16,6 +17,18 @@ def pytest_configure(config: pytest.Config) -> None:
 def segment() -> Iterator[FakeSegment]:
     with FakeSegment() as fake:
         yield fake
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on loopback, for code in another process (a zip, Terraform's local-exec) to reach."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """The example Reflekt projects follow Reflekt's own conventions (the checks `reflekt lint` makes), so they are
 projects a user could have written, and publish accepts them: the original registry's, whose schemas declare
-schema_id, and a tracking plan as `reflekt pull` writes it, whose events are found by name."""
+schema_id, and a tracking plan as `reflekt pull` writes it, whose events are found by name. The version history of
+each passes the publish gate."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import json
 
 import pytest
 
-from helpers import EXAMPLE_SCHEMAS, TRACKING_PLAN_SCHEMAS
+from helpers import EXAMPLE_SCHEMAS, REPO, TRACKING_PLAN_SCHEMAS
+from reflekt_registry.tools.plan import NEW, plan
 from reflekt_registry.tools.publish import check_file, find_schemas
 
 SCHEMAS = find_schemas(EXAMPLE_SCHEMAS)
@@ -54,3 +56,12 @@ def test_each_schema_follows_reflekt_conventions(root, path):
     else:
         assert "schema_id" not in schema["properties"]
     assert check_file(path, root).problem is None
+
+
+@pytest.mark.parametrize("schemas", sorted(REPO.glob("examples/*/schemas")), ids=lambda p: p.parent.name)
+def test_each_example_history_passes_the_publish_gate(schemas):
+    """Every MINOR accepts what the earlier MINORs of its MAJOR accept, with no gaps, as publish would judge it."""
+    project = {path.relative_to(schemas).as_posix(): path.read_bytes() for path in find_schemas(schemas)}
+    result = plan(project)
+    assert [(e.schema_id, e.problems) for e in result.entries if e.status != NEW] == []
+    assert any(name.endswith("-1.json") for name in project), "the example should show a MINOR bump"

@@ -30,6 +30,7 @@ from local_support import serve
 from reflekt_registry.auth import WriteKeyAllowlist
 from reflekt_registry.forwarder import Forwarder
 from reflekt_registry.handler import Registry
+from reflekt_registry.tools.publish import find_schemas
 from reflekt_registry.tools.publish import main as publish
 from reflekt_registry.request import MAX_BODY_BYTES, MAX_ENCODED_BODY_BYTES
 from reflekt_registry.patterns import dangerous_patterns
@@ -819,7 +820,7 @@ def test_publish_can_be_told_to_allow_risky_patterns_and_still_warns(project, ca
     assert publish([str(project), "--check", "--allow-risky-patterns"]) == 0
     captured = capsys.readouterr()
     assert f"{path}: warning: pattern '(a+)+' is open to ReDoS" in captured.err
-    assert "8 schemas are good" in captured.out
+    assert f"{len(find_schemas(project))} schemas are good" in captured.out
 
 
 def test_publish_reports_a_worse_problem_before_a_risky_pattern(project, capsys):

@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,18 +56,22 @@ class Workspace:
     env: dict[str, str]
     zip_path: Path  # a placeholder deployment zip: the module hashes the file at plan time
 
-    def terraform(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def terraform(self, *args: str, cwd: Path | None = None,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [terraform_binary(), *args],
             cwd=cwd or self.root,
-            env=self.env,
+            env=env or self.env,
             capture_output=True,
             text=True,
             timeout=TERRAFORM_TIMEOUT_SECONDS,
         )
 
-    def test(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.terraform("test", "-no-color", f"-var=lambda_zip_path={self.zip_path}", *args)
+    def test(self, *args: str, s3_endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`terraform test`; the gate's local-exec reads the bucket at `s3_endpoint` (a moto server) when given."""
+        moto = {"AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        env = {**self.env, **moto} if s3_endpoint else self.env
+        return self.terraform("test", "-no-color", f"-var=lambda_zip_path={self.zip_path}", *args, env=env)
 
     def write_test(self, folder: str, command: str, **variables: object) -> str:
         """Writes a test file with one `command` run into `folder` and returns the folder, for `-test-directory`."""
@@ -154,6 +159,7 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
     ("fixture", "reason"),
     [
         ("schemas-wrong-id", '"$id" is "checkout/Order_Completed/1-1.json"'),
+        ("schemas-wrong-version", 'self.version is "1-1"; the file must be named after it'),
         ("schemas-unsupported-draft", '"$schema" is "https://json-schema.org/draft/2020-12/schema"'),
         ("schemas-not-json", "is not valid JSON"),
     ],
@@ -199,21 +205,58 @@ def test_a_bad_custom_domain_fails_the_plan_saying_why(workspace: Workspace, var
     assert message in output_of(result)
 
 
+GATE_BUCKET = "example-schemas"
+ORDER = "checkout/Order_Completed/1-0.json"
+
+
+@pytest.fixture
+def gate_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+    """The bucket the gate compares with, in a moto server; the mocked provider never writes to it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=GATE_BUCKET)
+    return s3
+
+
+def apply_gate(workspace: Workspace, s3_endpoint: str, name: str, fixture: str, **variables: object):
+    # An apply against the mocked provider still runs the local-exec gate, here with the dev venv's Python.
+    folder = workspace.write_test(name, "apply", schemas_dir=f"tests/fixtures/{fixture}", bucket_name=GATE_BUCKET,
+                                  schemas_check_python=sys.executable, **variables)
+    return workspace.test(f"-test-directory={folder}", s3_endpoint=s3_endpoint)
+
+
 @pytest.mark.parametrize(("fixture", "passes"), [("schemas", True), ("schemas-invalid-keyword", False)])
-def test_the_publish_check_runs_on_apply(workspace: Workspace, fixture: str, passes: bool) -> None:
-    # An apply against the mocked provider still runs the local-exec check, here with the dev venv's Python.
-    folder = workspace.write_test(f"apply-{fixture}", "apply",
-                                  schemas_dir=f"tests/fixtures/{fixture}", schemas_check_python=sys.executable)
-    result = workspace.test(f"-test-directory={folder}")
+def test_the_publish_check_runs_on_apply(workspace: Workspace, gate_bucket, s3_endpoint: str, fixture: str,
+                                         passes: bool) -> None:
+    result = apply_gate(workspace, s3_endpoint, f"apply-{fixture}", fixture)
     assert (result.returncode == 0) is passes, output_of(result)
     if not passes:
-        assert f"tests/fixtures/{fixture}/checkout/Order_Completed/1-0.json" in output_of(result)
+        assert f"tests/fixtures/{fixture}/{ORDER}" in output_of(result)
 
 
-def test_no_schema_is_uploaded_before_the_check_passes(workspace: Workspace) -> None:
+def test_the_gate_on_apply_refuses_changing_a_published_version_unless_forced(
+    workspace: Workspace, gate_bucket, s3_endpoint: str,
+) -> None:
+    # GIVEN the bucket's 1-0 had an optional coupon the project's 1-0 no longer has (its object is closed)
+    published = json.loads((MODULE / "tests/fixtures/schemas" / ORDER).read_text())
+    published["properties"]["coupon"] = {"type": "string", "description": "A coupon."}
+    gate_bucket.put_object(Bucket=GATE_BUCKET, Key=f"schemas/{ORDER}", Body=json.dumps(published).encode())
+    # THEN the apply fails naming the schema, the path and the rule
+    refused = output_of(apply_gate(workspace, s3_endpoint, "apply-changed", "schemas"))
+    assert f"{ORDER}: refused" in refused and "a published version is immutable" in refused
+    assert "$.properties.coupon: removed from an object that allows no other property" in refused
+    # AND a recorded reason lets it through
+    forced = apply_gate(workspace, s3_endpoint, "apply-forced", "schemas",
+                        schemas_force={ORDER: "INC-42: coupon was never sent"})
+    assert forced.returncode == 0, output_of(forced)
+
+
+def test_schemas_wait_for_the_check_and_the_bucket_set_up(workspace: Workspace) -> None:
     graph = workspace.terraform("graph")
     assert graph.returncode == 0, graph.stderr
-    assert '"aws_s3_object.schema" -> "terraform_data.schemas_check"' in graph.stdout
+    for dependency in ("terraform_data.schemas_check", "aws_s3_bucket_versioning.this",
+                       "aws_s3_bucket_server_side_encryption_configuration.this", "aws_s3_bucket_policy.this"):
+        assert f'"aws_s3_object.schema" -> "{dependency}"' in graph.stdout
 
 
 def checkov_binary() -> str | None:

@@ -1,5 +1,6 @@
 # Publishing a Reflekt project's schemas/ folder (schemas_dir), planned against a mocked AWS provider.
-# The local-exec schema check only runs on apply, so these runs exercise the plan-time preconditions.
+# The local-exec gate (publish --check) only runs on apply, so these runs exercise the plan-time preconditions and the
+# command the gate is given; tests/test_terraform.py applies against a moto S3 to run the gate itself.
 
 mock_provider "aws" {
   source = "./tests/mocks"
@@ -64,8 +65,95 @@ run "publishes_each_schema_under_the_prefix" {
   }
 
   assert {
-    condition     = keys(terraform_data.schemas_check[0].triggers_replace) == keys(aws_s3_object.schema)
+    condition     = keys(terraform_data.schemas_check[0].triggers_replace.schemas) == keys(aws_s3_object.schema)
     error_message = "The schema check must re-run whenever any published schema changes."
+  }
+
+  assert {
+    condition     = terraform_data.schemas_check[0].triggers_replace.command == ["python3", "-m", "reflekt_registry.tools.publish", "--check", "--bucket", "example-schemas", "--prefix", "schemas/"]
+    error_message = "The gate must compare the project with the schemas already under the prefix in the bucket."
+  }
+
+  assert {
+    condition     = alltrue([for object in aws_s3_object.schema : length(object.metadata) == 0])
+    error_message = "Only a forced schema carries the forced-reason metadata."
+  }
+}
+
+run "checks_offline_when_asked" {
+  command = plan
+
+  variables {
+    schemas_dir          = "tests/fixtures/schemas"
+    schemas_check_bucket = false
+  }
+
+  assert {
+    condition     = !contains(terraform_data.schemas_check[0].triggers_replace.command, "--bucket")
+    error_message = "schemas_check_bucket = false must keep the gate offline."
+  }
+}
+
+run "records_why_a_schema_was_forced" {
+  command = plan
+
+  variables {
+    schemas_dir   = "tests/fixtures/schemas"
+    schemas_force = { "checkout/Group/1-0.json" = "INC-42: no app sends Group yet" }
+  }
+
+  assert {
+    condition     = aws_s3_object.schema["checkout/Group/1-0.json"].metadata == tomap({ "reflekt-registry-forced" = "INC-42: no app sends Group yet" }) && length(aws_s3_object.schema["checkout/Identify/1-0.json"].metadata) == 0
+    error_message = "A forced schema's object must record the reason, and only that object."
+  }
+
+  assert {
+    condition     = join(" ", slice(terraform_data.schemas_check[0].triggers_replace.command, 8, 11)) == "--force-id checkout/Group/1-0.json INC-42: no app sends Group yet"
+    error_message = "The gate must be told which schema is forced, and why."
+  }
+}
+
+run "rejects_a_force_reason_s3_cannot_store" {
+  command = plan
+
+  variables {
+    schemas_dir   = "tests/fixtures/schemas"
+    schemas_force = { "checkout/Group/1-0.json" = "two\nlines" }
+  }
+
+  expect_failures = [var.schemas_force]
+}
+
+run "refuses_to_drop_a_published_schema" {
+  command = plan
+
+  variables {
+    schemas_dir = "tests/fixtures/schemas"
+  }
+
+  override_data {
+    target = data.aws_s3_objects.published[0]
+    values = {
+      keys = ["schemas/checkout/Group/1-0.json", "schemas/checkout/Order_Completed/0-9.json"]
+    }
+  }
+
+  expect_failures = [terraform_data.schemas_check]
+}
+
+run "drops_a_published_schema_only_when_pruned" {
+  command = plan
+
+  variables {
+    schemas_dir   = "tests/fixtures/schemas"
+    schemas_prune = ["checkout/Order_Completed/0-9.json"]
+  }
+
+  override_data {
+    target = data.aws_s3_objects.published[0]
+    values = {
+      keys = ["schemas/checkout/Group/1-0.json", "schemas/checkout/Order_Completed/0-9.json", "schemas/notes.txt"]
+    }
   }
 }
 
@@ -74,6 +162,16 @@ run "rejects_an_id_that_is_not_the_path" {
 
   variables {
     schemas_dir = "tests/fixtures/schemas-wrong-id"
+  }
+
+  expect_failures = [aws_s3_object.schema]
+}
+
+run "rejects_a_file_not_named_after_its_version" {
+  command = plan
+
+  variables {
+    schemas_dir = "tests/fixtures/schemas-wrong-version"
   }
 
   expect_failures = [aws_s3_object.schema]

@@ -1,9 +1,15 @@
 """Checks a Reflekt project's schemas and uploads them to the registry's bucket, all or nothing.
 
-Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform:
+Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform.
+Every schema must be usable, follow Reflekt's versioning, leave published versions as they are, and accept every
+event the earlier MINORs of its MAJOR accept, in the project and in the bucket:
 
+    python -m reflekt_registry.tools.publish path/to/project/schemas --plan --bucket my-registry-bucket   # CI
     python -m reflekt_registry.tools.publish path/to/project/schemas --bucket my-registry-bucket
-    python -m reflekt_registry.tools.publish path/to/project/schemas --check
+    python -m reflekt_registry.tools.publish path/to/project/schemas --check   # offline: the project alone
+
+Exit status: 0 when the publish can go (or went) ahead, 1 when a schema is bad or refused (nothing is uploaded),
+2 when the bucket cannot be read or written, or changed while publishing.
 """
 
 from __future__ import annotations
@@ -14,11 +20,19 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import DEFAULT_SCHEMA_PREFIX
 from ..plans import INDEX_KEY, entry_from_document, entry_from_path, index_document
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
+from .plan import STATUSES, Plan, plan
+
+# S3 keeps user metadata in HTTP headers: printable ASCII, 2 KB for all of an object's metadata together.
+MAX_FORCE_REASON_LENGTH = 1024
+# The metadata key (x-amz-meta-…) that records why a refused schema was published anyway.
+FORCED_METADATA_KEY = "reflekt-registry-forced"
+# Exit statuses, for CI (see the module's docstring).
+EXIT_OK, EXIT_REFUSED, EXIT_BUCKET_FAILED = 0, 1, 2
 
 # Reflekt keeps its own meta-schema here; it is not an event schema.
 REFLEKT_META_DIR = ".reflekt"
@@ -77,30 +91,119 @@ def _meta_schema_problem(document: dict) -> str | None:
     return None
 
 
-def _s3_client() -> Any:
+class BucketUnreadable(Exception):
+    """The bucket's schemas cannot be listed or read, so the project cannot be compared with them."""
+
+
+class BucketWriteFailed(Exception):
+    """A write or delete failed part-way, or found the bucket changed since it was read; the message says how far
+    it got."""
+
+
+class Stored(NamedTuple):
+    body: bytes
+    etag: str  # what a conditional write expects to replace
+
+
+def s3_client() -> Any:
     import boto3
 
     return boto3.client("s3", region_name=os.environ.get("REGISTRY_BUCKET_REGION") or None)
 
 
-def upload(files: list[SchemaFile], bucket: str, prefix: str) -> None:
-    s3 = _s3_client()
-    for item in files:
-        s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(), ContentType="application/json")
+def read_bucket(s3: Any, bucket: str, prefix: str) -> dict[str, Stored]:
+    """Every schema under the prefix, by id."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    found = {}
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", ()):
+                if item["Key"].endswith(".json"):
+                    response = s3.get_object(Bucket=bucket, Key=item["Key"])
+                    found[item["Key"].removeprefix(prefix)] = Stored(response["Body"].read(), response["ETag"])
+    except (BotoCoreError, ClientError) as e:
+        raise BucketUnreadable(f"cannot read s3://{bucket}/{prefix}: {e}") from e
+    return found
 
 
-def write_index(files: list[SchemaFile], bucket: str, prefix: str) -> int:
+def upload(files: list[SchemaFile], bucket: str, prefix: str, forced: dict[str, str] | None = None,
+           s3: Any = None, published: dict[str, Stored] | None = None) -> None:
+    """Writes the files at their ids; `forced` maps an id to the reason it was published despite a refusal.
+
+    With `published` (what the plan was made against), each write is conditional, so a schema another publisher
+    wrote in the meantime is never overwritten unseen: an id must still have the ETag it had, or still be absent.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = s3 or s3_client()
+    forced = forced or {}
+    for done, item in enumerate(files):
+        metadata = {FORCED_METADATA_KEY: forced[item.schema_id]} if item.schema_id in forced else {}
+        before = (published or {}).get(item.schema_id)
+        condition = {} if published is None else {"IfMatch": before.etag} if before else {"IfNoneMatch": "*"}
+        try:
+            s3.put_object(Bucket=bucket, Key=prefix + item.schema_id, Body=item.path.read_bytes(),
+                          ContentType="application/json", Metadata=metadata, **condition)
+        except (BotoCoreError, ClientError) as e:
+            changed = isinstance(e, ClientError) and e.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed", "ConditionalRequestConflict")
+            why = ("changed since the bucket was read (another publish?); run publish again to compare with it"
+                   if changed else f"cannot be written: {e}")
+            raise BucketWriteFailed(f"s3://{bucket}/{prefix}{item.schema_id} {why}; {done} of {len(files)} "
+                                    "schemas were uploaded before it") from e
+
+
+def prune(s3: Any, bucket: str, prefix: str, schema_ids: list[str]) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    for done, schema_id in enumerate(schema_ids):
+        try:
+            s3.delete_object(Bucket=bucket, Key=prefix + schema_id)
+        except (BotoCoreError, ClientError) as e:
+            raise BucketWriteFailed(f"s3://{bucket}/{prefix}{schema_id} cannot be deleted: {e}; {done} of "
+                                    f"{len(schema_ids)} were pruned before it") from e
+
+
+def render(result: Plan, compared_with: str | None) -> str:
+    """The plan as CI shows it: one line per schema, each refusal's reasons under it."""
+    offline = "plan against no bucket (offline): every schema is new"
+    lines = [f"plan against {compared_with}" if compared_with else offline]
+    width = max(len(status) for status in STATUSES)
+    for entry in result.entries:
+        note = f" ({entry.note})" if entry.note else ""
+        lines.append(f"  {entry.status:<{width}}  {entry.schema_id}{note}")
+        lines.extend(f"  {'':<{width}}    {'overridden: ' if entry.forced else ''}{p}" for p in entry.problems)
+    counts = {status: sum(e.status == status for e in result.entries) for status in STATUSES}
+    lines.append(", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    return "\n".join(lines)
+
+
+def _force_reason(text: str) -> str:
+    if not text.strip() or not text.isascii() or not text.isprintable() or len(text) > MAX_FORCE_REASON_LENGTH:
+        raise argparse.ArgumentTypeError(f"a reason is a line of printable ASCII, up to {MAX_FORCE_REASON_LENGTH} "
+                                         "characters (it is stored as S3 object metadata)")
+    return text
+
+
+def write_index(files: list[SchemaFile], bucket: str, prefix: str, s3: Any = None) -> int:
     """Writes the index of schema names the registry looks events up in, for every schema now under the prefix:
-    the files just uploaded by their self.name, others already there (an earlier `aws s3 sync`) by their path.
-    Returns how many schemas it names."""
-    s3 = _s3_client()
+    the project's files by their self.name, others only the bucket has (an earlier `aws s3 sync`, a version the
+    project dropped) by their path. Returns how many schemas it names."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = s3 or s3_client()
     entries = {item.schema_id: entry_from_document(item.schema_id, json.loads(item.path.read_bytes())) for item in files}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for key in (item["Key"][len(prefix):] for item in page.get("Contents", [])):
-            if key not in entries and is_valid_schema_id(key):
-                entries[key] = entry_from_path(key)
-    named = [entry for entry in entries.values() if entry is not None]
-    s3.put_object(Bucket=bucket, Key=INDEX_KEY, Body=index_document(named, prefix), ContentType="application/json")
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for key in (item["Key"][len(prefix):] for item in page.get("Contents", [])):
+                if key not in entries and is_valid_schema_id(key):
+                    entries[key] = entry_from_path(key)
+        named = [entry for entry in entries.values() if entry is not None]
+        s3.put_object(Bucket=bucket, Key=INDEX_KEY, Body=index_document(named, prefix), ContentType="application/json")
+    except (BotoCoreError, ClientError) as e:
+        raise BucketWriteFailed(f"the schemas are published, but the index s3://{bucket}/{INDEX_KEY} cannot be "
+                                f"written: {e}; run publish again") from e
     return len(named)
 
 
@@ -110,14 +213,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("schemas_dir", type=Path, help="a Reflekt project's schemas/ folder")
     parser.add_argument("--bucket", default=os.environ.get("REGISTRY_BUCKET"), help="default: $REGISTRY_BUCKET")
     parser.add_argument("--prefix", default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
-    parser.add_argument("--check", action="store_true", help="only check the schemas; upload nothing")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="only check; upload nothing. Compares with the bucket when one is named, else offline")
+    mode.add_argument("--plan", action="store_true",
+                      help="print what publishing would do (new, changed, refused, unchanged, bucket only); upload "
+                           "nothing")
+    parser.add_argument("--force", metavar="REASON", type=_force_reason,
+                        help="publish schemas the gate refuses (a changed version, an incompatible MINOR), recording "
+                             f"REASON on each as metadata {FORCED_METADATA_KEY}")
+    parser.add_argument("--force-id", metavar=("ID", "REASON"), nargs=2, action="append", default=[],
+                        help="like --force, for one schema id only (repeatable)")
+    parser.add_argument("--prune", metavar="ID", nargs="+", default=[],
+                        help="delete these ids from the bucket; they must no longer be in the project")
     parser.add_argument("--allow-risky-patterns", action="store_true",
                         help="publish schemas whose regexes are open to ReDoS, with a warning, instead of refusing them")
+    parser.add_argument("--allow-unknown-keywords", action="store_true",
+                        help="treat keywords the compatibility check does not model as annotations instead of "
+                             "refusing changes to them")
     args = parser.parse_args(argv)
+    try:
+        forced = {schema_id: _force_reason(reason) for schema_id, reason in args.force_id}
+    except argparse.ArgumentTypeError as e:
+        parser.error(f"--force-id: {e}")
     if not args.schemas_dir.is_dir():
         parser.error(f"{args.schemas_dir} is not a directory")
-    if not args.check and not args.bucket:
-        parser.error("--bucket (or REGISTRY_BUCKET) is required unless --check is given")
+    if not (args.check or args.plan) and not args.bucket:
+        parser.error("--bucket (or REGISTRY_BUCKET) is required to publish; --check and --plan work offline too")
     root = args.schemas_dir.resolve()
     files = [check_file(path, root, args.allow_risky_patterns) for path in find_schemas(root)]
     bad = [f for f in files if f.problem]
@@ -129,18 +251,52 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{item.path}: warning: pattern {patterns} is open to ReDoS (allowed by --allow-risky-patterns)", file=sys.stderr)
     if not files:
         print(f"no schemas found under {root}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
     if bad:
         print(f"{len(bad)} of {len(files)} schemas are bad; nothing was uploaded", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
+    s3 = s3_client() if args.bucket else None
+    location = f"s3://{args.bucket}/{args.prefix}" if args.bucket else None
+    try:
+        live = read_bucket(s3, args.bucket, args.prefix) if s3 else None
+    except BucketUnreadable as e:
+        print(e, file=sys.stderr)
+        return EXIT_BUCKET_FAILED
+    project = {item.schema_id: item.path.read_bytes() for item in files}
+    bodies = {schema_id: stored.body for schema_id, stored in live.items()} if live is not None else None
+    result = plan(project, bodies, force_reason=args.force, forced=forced, prune=args.prune,
+                  allow_unknown_keywords=args.allow_unknown_keywords)
+    if args.plan:
+        print(render(result, location))
+        return EXIT_REFUSED if result.refused else EXIT_OK
+    for entry in result.refused:
+        print(f"{root / entry.schema_id}: refused", file=sys.stderr)
+        for problem in entry.problems:
+            print(f"  {problem}", file=sys.stderr)
+    if result.refused:
+        print(f"{len(result.refused)} of {len(files)} schemas are refused; nothing was uploaded", file=sys.stderr)
+        return EXIT_REFUSED
+    for entry in result.entries:
+        if entry.forced:
+            print(f"{root / entry.schema_id}: warning: published despite {len(entry.problems)} problem(s), forced: "
+                  f"{entry.forced}", file=sys.stderr)
     if args.check:
-        print(f"{len(files)} schemas are good")
-        return 0
-    upload(files, args.bucket, args.prefix)
-    print(f"uploaded {len(files)} schemas to s3://{args.bucket}/{args.prefix}")
-    named = write_index(files, args.bucket, args.prefix)
+        print(f"{len(files)} schemas are good" + (f" (compared with {location})" if location else ""))
+        return EXIT_OK
+    by_id = {item.schema_id: item for item in files}
+    try:
+        upload([by_id[e.schema_id] for e in result.uploads], args.bucket, args.prefix,
+               {e.schema_id: e.forced for e in result.uploads if e.forced}, s3, live)
+        prune(s3, args.bucket, args.prefix, [e.schema_id for e in result.prunes])
+        named = write_index(files, args.bucket, args.prefix, s3)
+    except BucketWriteFailed as e:
+        print(e, file=sys.stderr)
+        return EXIT_BUCKET_FAILED
+    unchanged = len(files) - len(result.uploads)
+    print(f"uploaded {len(result.uploads)} schemas to {location}" + (f", {unchanged} unchanged" if unchanged else "")
+          + (f", pruned {len(result.prunes)}" if result.prunes else ""))
     print(f"indexed {named} schemas by name in s3://{args.bucket}/{INDEX_KEY}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -58,6 +58,13 @@ mock_resource "aws_lambda_function_url" {
   }
 }
 
+# An empty bucket, unless a run overrides the listing to stand for schemas published earlier.
+mock_data "aws_s3_objects" {
+  defaults = {
+    keys = []
+  }
+}
+
 # domain.tftest.hcl checks that DNS and the outputs point at this target.
 mock_resource "aws_apigatewayv2_domain_name" {
   defaults = {
