@@ -22,10 +22,9 @@ from typing import Any
 
 import workload
 from helpers import CLIENT_KEY, api_event, make_registry
-from reflekt_registry.forwarder import Forwarder
 from reflekt_registry.handler import Registry
 from report import BY_NAME, BY_SCHEMA_ID, PLAN_BATCH, PLAN_EVENTS, PLAN_SCHEMAS, Results
-from test_warm import Discard
+from test_warm import Discard, DiscardOutlets
 
 PLAN = "bench/"
 VERSIONS = ("1-0", "1-1")  # each event has two MINORs: a name lookup must pick the latest
@@ -85,7 +84,7 @@ def warm_registry(root: Path, by_name: bool) -> tuple[Registry, Discard, Discard
     # conditional GET a minute; this folder source would walk 1,000 files).
     registry = make_registry(schema_dir=write_plan(root, declare_schema_id=not by_name), SCHEMA_CACHE_TTL_SECONDS=CACHE_TTL)
     valid, invalid = Discard(), Discard()
-    registry.forwarder = Forwarder(valid, invalid)
+    registry.outlets = DiscardOutlets(valid, invalid)
     body = request(by_name)
     assert registry.handle(body)["statusCode"] == 200
     assert registry.validator.store.index().size == PLAN_SCHEMAS

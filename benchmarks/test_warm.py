@@ -8,6 +8,7 @@ proves each benchmark measures the path it claims to.
 from __future__ import annotations
 
 import json
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -16,7 +17,6 @@ import pipeline
 import validators
 import workload
 from helpers import CLIENT_KEY, INVALID_KEY, VALID_KEY, make_registry
-from reflekt_registry.forwarder import Forwarder
 from reflekt_registry.validator import VALIDATED_FIELD
 from report import (BATCH_SIZES, FJS_ALONE, FLOOR, HANDLER, HANDLER_NO_IO, JSONSCHEMA, ORIGINAL, ORIGINAL_BATCH_SIZES,
                     RS_ALONE, Results)
@@ -65,6 +65,16 @@ class Discard:
         self.events += len(lines)
 
 
+class DiscardOutlets(NamedTuple):
+    """Every source's events to the same two Discards."""
+
+    valid: Discard
+    invalid: Discard
+
+    def for_source(self, source: Any, sent_with: str) -> tuple[Discard, Discard]:
+        return self.valid, self.invalid
+
+
 @many_rounds
 @pytest.mark.parametrize("batch", BATCH_SIZES)
 def test_handler(benchmark, batch: int, segment: SegmentService, results: Results) -> None:
@@ -97,7 +107,7 @@ def test_handler_without_io(benchmark, batch: int, results: Results) -> None:
     """The same handler with both destinations discarding: what it costs apart from waiting for Segment."""
     registry = make_registry()
     valid, invalid = Discard(), Discard()
-    registry.forwarder = Forwarder(valid, invalid)
+    registry.outlets = DiscardOutlets(valid, invalid)
     request = workload.request(batch)
     assert registry.handle(request)["statusCode"] == 200
 

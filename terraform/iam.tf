@@ -36,7 +36,18 @@ data "aws_iam_policy_document" "lambda" {
     resources = ["${local.bucket_arn}/registry/index.json"]
   }
 
-  # Without ListBucket S3 answers 403 instead of 404 for a schema that does not exist.
+  dynamic "statement" {
+    for_each = local.config_enabled ? [var.config_key] : []
+
+    content {
+      sid       = "ReadConfig"
+      effect    = "Allow"
+      actions   = ["s3:GetObject"]
+      resources = ["${local.bucket_arn}/${statement.value}"]
+    }
+  }
+
+  # Without ListBucket S3 answers 403 instead of 404 for a schema (or document) that does not exist.
   statement {
     sid       = "ListSchemas"
     effect    = "Allow"
@@ -46,7 +57,7 @@ data "aws_iam_policy_document" "lambda" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${var.schema_prefix}*"]
+      values   = concat(["${var.schema_prefix}*"], local.config_enabled ? [var.config_key] : [])
     }
   }
 

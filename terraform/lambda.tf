@@ -30,17 +30,23 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = var.reserved_concurrent_executions
 
   environment {
-    variables = {
-      REGISTRY_BUCKET           = local.bucket_name
-      REGISTRY_BUCKET_REGION    = local.bucket_region
-      SCHEMA_PREFIX             = var.schema_prefix
-      REGISTRY_WRITE_KEYS       = join(",", var.registry_write_keys)
-      VALID_SEGMENT_WRITE_KEY   = var.valid_segment_write_key
-      INVALID_SEGMENT_WRITE_KEY = var.invalid_segment_write_key
-      SEGMENT_API_HOST          = var.segment_api_host
-      SCHEMA_CACHE_TTL_SECONDS  = tostring(var.schema_cache_ttl_seconds)
-      DEBUG                     = tostring(var.debug)
-    }
+    variables = merge(
+      {
+        REGISTRY_BUCKET          = local.bucket_name
+        REGISTRY_BUCKET_REGION   = local.bucket_region
+        SCHEMA_PREFIX            = var.schema_prefix
+        SEGMENT_API_HOST         = var.segment_api_host
+        SCHEMA_CACHE_TTL_SECONDS = tostring(var.schema_cache_ttl_seconds)
+        DEBUG                    = tostring(var.debug)
+      },
+      # With sources, the document holds every key; the registry refuses both at once.
+      { for name, value in {
+        REGISTRY_WRITE_KEYS       = join(",", var.registry_write_keys)
+        VALID_SEGMENT_WRITE_KEY   = var.valid_segment_write_key
+        INVALID_SEGMENT_WRITE_KEY = var.invalid_segment_write_key
+      } : name => value if local.source_count == 0 },
+      { for name, value in { REGISTRY_CONFIG_KEY = var.config_key } : name => value if local.config_enabled },
+    )
   }
 
   # PassThrough is Lambda's default; stating it records that X-Ray stays off (HTTP APIs start no traces).
@@ -50,6 +56,16 @@ resource "aws_lambda_function" "this" {
 
   tags = var.tags
 
-  # The first invocation's logs must land in the group with a retention, written under the final permissions.
-  depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.lambda]
+  lifecycle {
+    precondition {
+      condition = local.source_count > 0 || (
+        nonsensitive(length(var.registry_write_keys)) > 0 && nonsensitive(var.valid_segment_write_key != null && var.invalid_segment_write_key != null)
+      )
+      error_message = "Set registry_write_keys, valid_segment_write_key and invalid_segment_write_key (one pair of Segment sources), or sources."
+    }
+  }
+
+  # The first invocation's logs must land in the group with a retention, written under the final permissions, and
+  # its cold start reads the configuration document, which must be there.
+  depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.lambda, aws_s3_object.config]
 }

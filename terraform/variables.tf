@@ -171,35 +171,38 @@ variable "log_retention_in_days" {
 }
 
 variable "registry_write_keys" {
-  description = "Write keys the registry accepts from SDKs (the inbound allowlist). Give these to your apps instead of the Segment write keys"
+  description = "Write keys the registry accepts from SDKs (the inbound allowlist) when `sources` is empty: the single source of the zero-configuration setup. Leave empty when `sources` is set"
   type        = list(string)
+  default     = []
   sensitive   = true
 
   validation {
-    condition     = length(var.registry_write_keys) > 0 && alltrue([for key in var.registry_write_keys : can(regex("^[^,\\s]+$", key))])
-    error_message = "registry_write_keys must list at least one key, and no key may be empty or contain commas or whitespace."
+    condition     = alltrue([for key in var.registry_write_keys : can(regex("^[^,\\s]+$", key))])
+    error_message = "No key in registry_write_keys may be empty or contain commas or whitespace."
   }
 }
 
 variable "valid_segment_write_key" {
-  description = "Write key of the Segment source that receives events that match their schemas"
+  description = "Write key of the Segment source that receives events that match their schemas, when `sources` is empty. Leave null when `sources` is set"
   type        = string
+  default     = null
   sensitive   = true
 
   validation {
-    condition     = length(trimspace(var.valid_segment_write_key)) > 0
-    error_message = "valid_segment_write_key must not be empty."
+    condition     = var.valid_segment_write_key == null || length(trimspace(coalesce(var.valid_segment_write_key, " "))) > 0
+    error_message = "valid_segment_write_key must not be empty; leave it null when sources are set."
   }
 }
 
 variable "invalid_segment_write_key" {
-  description = "Write key of the Segment source that receives events that fail validation, annotated with the errors"
+  description = "Write key of the Segment source that receives events that fail validation, annotated with the errors, when `sources` is empty. Leave null when `sources` is set"
   type        = string
+  default     = null
   sensitive   = true
 
   validation {
-    condition     = length(trimspace(var.invalid_segment_write_key)) > 0
-    error_message = "invalid_segment_write_key must not be empty."
+    condition     = var.invalid_segment_write_key == null || length(trimspace(coalesce(var.invalid_segment_write_key, " "))) > 0
+    error_message = "invalid_segment_write_key must not be empty; leave it null when sources are set."
   }
 }
 
@@ -229,6 +232,123 @@ variable "debug" {
   description = "Whether the Lambda logs at debug level"
   type        = bool
   default     = false
+}
+
+################################################################################
+# Configuration document: tracking plans, controls and sources
+################################################################################
+
+variable "config_key" {
+  description = "Key of the configuration document in the bucket. The module writes it when `sources`, `plans` or `controls` is set, and the Lambda re-reads it within `schema_cache_ttl_seconds`"
+  type        = string
+  default     = "registry/config.json"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.config_key))
+    error_message = "config_key must be an object key such as \"registry/config.json\": plain path segments, no leading or trailing \"/\"."
+  }
+}
+
+variable "plans" {
+  description = "Tracking plans every source is held to unless it names its own: `$id` prefixes such as \"jaffle_shop/\". Empty: every schema forms one plan"
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for plan in var.plans : can(regex("^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*/?$", plan))])
+    error_message = "Each of plans must be a $id prefix such as \"jaffle_shop/\" or \"segment/demo/\"."
+  }
+}
+
+variable "controls" {
+  description = "Controls every source is held to unless it overrides them (as Segment Protocols' schema configuration): `unplanned_events` (block, allow), `unplanned_properties` (allow, omit), `violations` (block, allow, omit), `common_schema` ({ id, violations = block or allow })"
+  type = object({
+    unplanned_events     = optional(string)
+    unplanned_properties = optional(string)
+    violations           = optional(string)
+    common_schema = optional(object({
+      id         = string
+      violations = optional(string)
+    }))
+  })
+  default = {}
+
+  validation {
+    condition = (
+      contains(["block", "allow"], coalesce(var.controls.unplanned_events, "block"))
+      && contains(["allow", "omit"], coalesce(var.controls.unplanned_properties, "allow"))
+      && contains(["block", "allow", "omit"], coalesce(var.controls.violations, "block"))
+      && contains(["block", "allow"], coalesce(try(var.controls.common_schema.violations, null), "block"))
+    )
+    error_message = "controls: unplanned_events must be block or allow; unplanned_properties allow or omit; violations block, allow or omit; common_schema.violations block or allow."
+  }
+}
+
+variable "sources" {
+  description = <<-EOT
+    Apps behind the registry, by source name, each keeping its own Segment source. Each lists the inbound `write_keys` its apps send; optionally its own `plans` and `controls` (merged key by key over the module's), a `valid_write_key` (null: pass-through, each valid event goes on under the key the SDK sent) and an `invalid_write_key` (null: `invalid_write_key` of the module). Empty: the single source of `registry_write_keys` and the two Segment keys
+  EOT
+  type = map(object({
+    write_keys = list(string)
+    plans      = optional(list(string))
+    controls = optional(object({
+      unplanned_events     = optional(string)
+      unplanned_properties = optional(string)
+      violations           = optional(string)
+      common_schema = optional(object({
+        id         = string
+        violations = optional(string)
+      }))
+    }))
+    valid_write_key   = optional(string)
+    invalid_write_key = optional(string)
+  }))
+  default   = {}
+  sensitive = true
+
+  validation {
+    condition     = alltrue([for name in keys(var.sources) : can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name))])
+    error_message = "Each source name must be 1-64 letters, digits, \"_\", \"-\" or \".\", starting with a letter or digit."
+  }
+
+  validation {
+    condition = alltrue(flatten([for source in values(var.sources) : [
+      length(source.write_keys) > 0,
+      [for key in concat(source.write_keys, compact([source.valid_write_key, source.invalid_write_key])) : can(regex("^[^,\\s]{1,256}$", key))],
+    ]]))
+    error_message = "Each source must list at least one write key, and no write key may be empty, longer than 256 characters, or contain commas or whitespace."
+  }
+
+  validation {
+    condition = alltrue(flatten([for source in values(var.sources) : [
+      [for plan in coalesce(source.plans, []) : can(regex("^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*/?$", plan))],
+      source.controls == null || (
+        contains(["block", "allow"], coalesce(try(source.controls.unplanned_events, null), "block"))
+        && contains(["allow", "omit"], coalesce(try(source.controls.unplanned_properties, null), "allow"))
+        && contains(["block", "allow", "omit"], coalesce(try(source.controls.violations, null), "block"))
+        && contains(["block", "allow"], coalesce(try(source.controls.common_schema.violations, null), "block"))
+      ),
+    ]]))
+    error_message = "Each source's plans must be $id prefixes such as \"jaffle_shop/\", and its controls must take the values the module's controls take."
+  }
+}
+
+variable "invalid_write_key" {
+  description = "Write key of the Segment source that receives the blocked and invalid events of every source that names no `invalid_write_key` of its own"
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.invalid_write_key == null || can(regex("^[^,\\s]{1,256}$", coalesce(var.invalid_write_key, "x")))
+    error_message = "invalid_write_key must not be empty or contain commas or whitespace."
+  }
+}
+
+variable "default_source" {
+  description = "Name of the source whose plans, controls and destinations apply to inbound keys no source lists. Null: those keys get 401"
+  type        = string
+  default     = null
 }
 
 ################################################################################

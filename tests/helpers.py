@@ -6,6 +6,7 @@ import base64
 import gzip as gzip_module
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,79 @@ def make_registry(segment_url: str | None = None, schema_dir: Path = EXAMPLE_SCH
     return Registry.from_settings(Settings.from_env(environ, local=True))
 
 
+# Three apps behind one registry, as README shows them: web passes its own key through, iOS has a separate valid
+# key, the server source holds events to schema_id alone (no plan).
+WEB_KEY, IOS_KEY, SERVER_KEY = "web-write-key", "ios-write-key", "server-write-key"
+IOS_VALID_KEY, IOS_INVALID_KEY, SHARED_INVALID_KEY = "ios-valid-key", "ios-invalid-key", "shared-invalid-key"
+THREE_SOURCES = {
+    "version": 1,
+    "invalid_write_key": SHARED_INVALID_KEY,
+    "sources": {
+        "web": {"write_keys": [WEB_KEY], "plans": ["segment/demo/"]},
+        "ios": {"write_keys": [IOS_KEY], "plans": ["jaffle_shop/"], "valid_write_key": IOS_VALID_KEY,
+                "invalid_write_key": IOS_INVALID_KEY},
+        "server": {"write_keys": [SERVER_KEY]},
+    },
+}
+
+
+# Three sources held to plans and controls of their own, over both example projects (BOTH_PROJECTS): web and iOS
+# follow the acme/ tracking plan, iOS letting violations through; the server has no plan, so "Order Completed" is
+# ambiguous for it (acme/ and jaffle_shop/ both have one), and it lets unplanned events through.
+OWN_PLANS_AND_CONTROLS = {
+    "version": 1,
+    "invalid_write_key": SHARED_INVALID_KEY,
+    "sources": {
+        "web": {"write_keys": [WEB_KEY], "plans": ["acme/"]},
+        "ios": {"write_keys": [IOS_KEY], "plans": ["acme/"], "controls": {"violations": "allow"},
+                "valid_write_key": IOS_VALID_KEY, "invalid_write_key": IOS_INVALID_KEY},
+        "server": {"write_keys": [SERVER_KEY], "controls": {"unplanned_events": "allow"}},
+    },
+}
+
+
+def judged_by_source(prefix: str) -> list[dict[str, Any]]:
+    """Three events each source of OWN_PLANS_AND_CONTROLS judges its own way: one found by its name, one breaking
+    its schema, one that no plan has."""
+    return [{"type": "track", "event": "Order Completed", "userId": "u1", "messageId": f"{prefix}-named",
+             "properties": {"order_id": "o1", "revenue": 1}},
+            track(test_property=1, message_id=f"{prefix}-bad"),
+            {"type": "track", "event": "Not Planned", "userId": "u1", "messageId": f"{prefix}-unplanned", "properties": {}}]
+
+
+# Where judged_by_source's events land, by destination key.
+JUDGED_BY_SOURCE = {
+    WEB_KEY: ["web-named"],
+    IOS_VALID_KEY: ["ios-bad", "ios-named"],  # violations allowed
+    IOS_INVALID_KEY: ["ios-unplanned"],
+    SERVER_KEY: ["server-unplanned"],  # unplanned events allowed
+    SHARED_INVALID_KEY: ["server-bad", "server-named", "web-bad", "web-unplanned"],  # server-named: ambiguous
+}
+
+
+def both_projects(folder: Path) -> Path:
+    """The example Reflekt project and the example tracking plan in one schemas folder."""
+    for project in (EXAMPLE_SCHEMAS, TRACKING_PLAN_SCHEMAS):
+        shutil.copytree(project, folder, dirs_exist_ok=True)
+    return folder
+
+
+def config_file(folder: Path, document: Any) -> Path:
+    """`document` written as folder/config.json: a configuration document for REGISTRY_CONFIG or --config."""
+    path = folder / "config.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def sources_registry(config_dir: Path, segment_url: str | None = None, document: dict[str, Any] = THREE_SOURCES,
+                     **env: str) -> Registry:
+    """A registry as `./dev serve --config FILE` builds it, forwarding to a fake Segment when its URL is given."""
+    environ = {"SCHEMA_DIR": str(EXAMPLE_SCHEMAS), "EVENTS_DIR": str(config_dir / "events"), **env}
+    if segment_url:
+        environ["SEGMENT_API_HOST"] = segment_url
+    return Registry.from_settings(Settings.from_env(environ, local=True, config_file=str(config_file(config_dir, document))))
+
+
 def load_captures(name: str) -> list[dict[str, Any]]:
     return json.loads((EVENTS / name).read_text())
 
@@ -101,10 +175,10 @@ def response_json(response: dict[str, Any]) -> Any:
 
 
 def tune_retries(registry: Registry, policy: Any = None, sleep: Any = None) -> Registry:
-    """Sets the retry policy and/or sleep of both sources' Segment clients (each source owns one)."""
-    for source in (registry.forwarder.valid, registry.forwarder.invalid):
+    """Sets the retry policy and/or sleep of the Segment clients (one for valid events, one for invalid ones)."""
+    for client in registry.outlets:
         if policy is not None:
-            source.client.policy = policy
+            client.policy = policy
         if sleep is not None:
-            source.client.sleep = sleep
+            client.sleep = sleep
     return registry

@@ -12,8 +12,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import EXAMPLE_SCHEMAS, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, track
-from reflekt_registry.tools.check_events import EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main
+from helpers import (EXAMPLE_SCHEMAS, OWN_PLANS_AND_CONTROLS, REPO, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS,
+                     both_projects, config_file, judged_by_source, track)
+from reflekt_registry.controls import Controls, Policy
+from reflekt_registry.tools.check_events import (EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, MAX_VIOLATIONS_SHOWN, main,
+                                                 source_policy)
 from s3_support import BUCKET, create_bucket_with_schemas
 
 IDENTIFY = {"type": "identify", "userId": "u1", "traits": {"schema_id": "jaffle_shop/Identify/1-0.json", "email": "a@b.co"}}
@@ -151,6 +154,64 @@ def test_the_documented_command_reads_stdin(tmp_path):
                             input=json.dumps(track(test_property=3)) + "\n", capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == EXIT_INVALID
     assert "  line 1: $.properties.test_property must be string" in result.stdout
+
+
+def test_source_policy_is_the_plans_and_controls_the_registry_holds_that_source_to(tmp_path):
+    """--config and --source give check-events the same Policy the registry gives that source's events."""
+    document = {**THREE_SOURCES, "controls": {"violations": "allow"}}
+    path = config_file(tmp_path, document)
+    assert source_policy(path, "ios") == Policy(("jaffle_shop/",), Controls(violations="allow"))
+    assert source_policy(path, "server") == Policy((), Controls(violations="allow"))
+    assert source_policy(config_file(tmp_path, {"version": 1, "plans": ["segment/demo"]}), None) == Policy(("segment/demo/",))
+
+
+@pytest.mark.parametrize("source,counts", [
+    ("web", "3 events: 1 valid, 2 invalid"),
+    ("ios", "3 events: 2 valid, 1 invalid"),  # violations allowed
+    ("server", "3 events: 1 valid, 2 invalid"),  # unplanned allowed; Order Completed ambiguous
+])
+def test_a_file_is_judged_as_the_named_source_would_judge_it(tmp_path, capsys, source, counts):
+    """The same captured file, as each source: the registry's verdicts for that source, by its plans and controls."""
+    schemas = both_projects(tmp_path / "schemas")
+    events = jsonl(tmp_path, {"batch": judged_by_source(source)})
+    result, out, _ = run(capsys, events, "--schemas", schemas, "--config", config_file(tmp_path, OWN_PLANS_AND_CONTROLS),
+                         "--source", source)
+    assert (result, out.splitlines()[-1]) == (EXIT_INVALID, counts)
+
+
+def test_plans_come_from_the_document_or_from_plan_not_both(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(jsonl(tmp_path, track())), "--schemas", str(EXAMPLE_SCHEMAS), "--plan", "acme/",
+              "--config", str(config_file(tmp_path, THREE_SOURCES)), "--source", "web"])
+    assert "--plan and --config both name plans" in capsys.readouterr().err
+
+
+def test_a_file_judged_as_a_source_reports_as_usual(tmp_path, capsys):
+    code, out, _ = run(capsys, jsonl(tmp_path, track(test_property="x")), "--schemas", EXAMPLE_SCHEMAS,
+                       "--config", config_file(tmp_path, THREE_SOURCES), "--source", "web")
+    assert code == EXIT_VALID
+    assert out.splitlines()[-1] == "1 events: 1 valid, 0 invalid"
+
+
+@pytest.mark.parametrize("document,source,message", [
+    (THREE_SOURCES, "android", "--source 'android' is not in the document: name one of web, ios, server"),
+    (THREE_SOURCES, None, "--source is required: name one of web, ios, server"),
+    ({"version": 1}, "web", "--source web: the document declares no sources"),
+    ({"version": 1, "controls": {"violatons": "allow"}}, None, "controls.violatons: unknown key"),
+], ids=["unknown-source", "no-source", "no-sources", "bad-document"])
+def test_a_bad_config_or_source_exits_2_naming_it(tmp_path, capsys, document, source, message):
+    path = config_file(tmp_path, document)
+    code, _, err = run(capsys, jsonl(tmp_path, track(test_property="x")), "--schemas", EXAMPLE_SCHEMAS, "--config", path,
+                       *(["--source", source] if source else []))
+    assert code == EXIT_UNREADABLE
+    assert err.startswith(f"check_events: {path}: {message}")
+
+
+def test_source_without_config_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main([str(jsonl(tmp_path, track())), "--schemas", str(EXAMPLE_SCHEMAS), "--source", "web"])
+    assert excinfo.value.code == 2
+    assert "--source needs --config" in capsys.readouterr().err
 
 
 def order(version: int | None = None, **properties: object) -> dict:

@@ -8,19 +8,22 @@ from pathlib import Path
 import pytest
 
 from helpers import EXAMPLE_SCHEMAS
-from reflekt_registry.config import Credentials, S3Endpoint, S3Location, Settings
+from reflekt_registry.config import Credentials, S3Endpoint, S3Location, S3Object, Settings
 from reflekt_registry.errors import ConfigError
 
+# What the Lambda runtime sets from the function's role and region.
+RUNTIME_ENV = {
+    "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "secret",
+    "AWS_SESSION_TOKEN": "token",
+    "AWS_REGION": "eu-west-1",
+}
 LAMBDA_ENV = {
     "REGISTRY_BUCKET": "reflekt-schemas",
     "VALID_SEGMENT_WRITE_KEY": "valid-wk",
     "INVALID_SEGMENT_WRITE_KEY": "invalid-wk",
     "REGISTRY_WRITE_KEYS": "client-key",
-    # What the Lambda runtime sets from the function's role and region.
-    "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
-    "AWS_SECRET_ACCESS_KEY": "secret",
-    "AWS_SESSION_TOKEN": "token",
-    "AWS_REGION": "eu-west-1",
+    **RUNTIME_ENV,
 }
 
 
@@ -237,3 +240,40 @@ def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch)
     for name in ("SCHEMA_DIR", "SCHEMA_PREFIX", "SEGMENT_API_HOST", "SCHEMA_CACHE_TTL_SECONDS", "DEBUG", "EVENTS_DIR"):
         monkeypatch.delenv(name, raising=False)
     assert Settings.from_env().allowed_write_keys == ("from-os-environ",)
+
+
+def test_the_document_in_lambda_is_an_object_in_the_bucket():
+    """REGISTRY_CONFIG_KEY names the document in REGISTRY_BUCKET; with it the environment's keys may be left unset."""
+    env = {"REGISTRY_BUCKET": "reflekt-schemas", "REGISTRY_BUCKET_REGION": "eu-west-1",
+           "REGISTRY_CONFIG_KEY": "registry/config.json", **RUNTIME_ENV}
+    assert Settings.from_env(env).config == S3Object("reflekt-schemas", "eu-west-1", "registry/config.json")
+
+
+def test_locally_the_document_is_a_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    assert Settings.from_env({"REGISTRY_CONFIG": str(path)}, local=True).config == path
+    assert Settings.from_env({}, local=True, config_file=str(path)).config == path
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"REGISTRY_CONFIG_KEY": "registry/config.json", "REGISTRY_CONFIG": "x.json"}, "set REGISTRY_CONFIG (a file) or REGISTRY_CONFIG_KEY"),
+    ({"REGISTRY_CONFIG_KEY": "/registry/config.json"}, "REGISTRY_CONFIG_KEY='/registry/config.json' must be an object key"),
+    ({"REGISTRY_CONFIG_KEY": "registry/"}, "REGISTRY_CONFIG_KEY='registry/' must be an object key"),
+], ids=["both", "leading-slash", "a-prefix"])
+def test_a_bad_document_location_is_refused_naming_the_variable(env, message):
+    assert config_error({"REGISTRY_BUCKET": "reflekt-schemas", **env}).startswith(message)
+
+
+def test_a_document_key_needs_the_bucket():
+    message = config_error({"REGISTRY_CONFIG_KEY": "registry/config.json"}, local=True)
+    assert message == "REGISTRY_CONFIG_KEY='registry/config.json' names an object in REGISTRY_BUCKET, which is not set"
+
+
+@pytest.mark.parametrize("env,forwards", [
+    ({}, False), ({"SEGMENT_API_HOST": "http://127.0.0.1:9"}, True),
+    ({"VALID_SEGMENT_WRITE_KEY": "v", "INVALID_SEGMENT_WRITE_KEY": "i"}, True),
+], ids=["nothing", "host", "key-pair"])
+def test_locally_events_go_to_segment_once_it_is_named(env, forwards):
+    """By its host (a document's sources carry the keys) or by the pair of keys (Segment's own host)."""
+    assert Settings.from_env(env, local=True).forwards_to_segment is forwards

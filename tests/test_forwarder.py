@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from helpers import basic
 from reflekt_registry.config import Settings
 from reflekt_registry.errors import DeliveryError
-from reflekt_registry.forwarder import (MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, Forwarder, JsonlFile,
+from reflekt_registry.forwarder import (MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, Consignment, Forwarder, JsonlFile,
                                         SegmentClient, SegmentSource, _batch_body, encode, pack)
 from reflekt_registry.retry import RetryPolicy
 from reflekt_registry.validator import Verdict, Violation, annotate
@@ -281,10 +281,15 @@ def invalid_event(message_id: str, **properties: Any) -> dict[str, Any]:
     return annotate(event(message_id, **properties), verdict)
 
 
+def deliver(valid: Any, invalid: Any, valid_events: list, invalid_events: list, sent_at: str | None) -> None:
+    """One consignment: a request's events for one valid and one invalid destination."""
+    Forwarder().deliver([Consignment(valid, invalid, valid_events, invalid_events)], sent_at)
+
+
 def test_each_destination_gets_its_events_and_sent_at():
     """Valid events go to the valid destination and invalid ones to the other, with the client's sentAt."""
     valid, invalid = RecordingDestination(), RecordingDestination()
-    Forwarder(valid, invalid).deliver([event("v-1"), event("v-2")], [invalid_event("i-1")], SENT_AT)
+    deliver(valid, invalid, [event("v-1"), event("v-2")], [invalid_event("i-1")], SENT_AT)
     assert [e["messageId"] for e in valid.events] == ["v-1", "v-2"]
     assert [e["messageId"] for e in invalid.events] == ["i-1"]
     assert {sent_at for _, sent_at in valid.batches + invalid.batches} == {SENT_AT}
@@ -294,7 +299,7 @@ def test_each_destination_gets_its_events_and_sent_at():
 def test_a_destination_with_nothing_to_send_is_not_called(valid_count, invalid_count):
     """No empty batches: a side with no events makes no request."""
     valid, invalid = RecordingDestination(), RecordingDestination()
-    Forwarder(valid, invalid).deliver([event(f"v-{i}") for i in range(valid_count)],
+    deliver(valid, invalid, [event(f"v-{i}") for i in range(valid_count)],
                                       [invalid_event(f"i-{i}") for i in range(invalid_count)], None)
     assert len(valid.batches) == (1 if valid_count else 0)
     assert len(invalid.batches) == (1 if invalid_count else 0)
@@ -304,7 +309,7 @@ def test_both_destinations_are_sent_to_at_once():
     """The two posts run concurrently: each destination waits for the other at a barrier only both can pass."""
     barrier = threading.Barrier(2, timeout=5)
     valid, invalid = RecordingDestination(barrier), RecordingDestination(barrier)
-    Forwarder(valid, invalid).deliver([event("v-1")], [invalid_event("i-1")], None)
+    deliver(valid, invalid, [event("v-1")], [invalid_event("i-1")], None)
     assert len(valid.batches) == len(invalid.batches) == 1
 
 
@@ -315,7 +320,7 @@ def test_a_failure_on_either_side_fails_the_delivery(failing):
     sides = {"valid": RecordingDestination(), "invalid": RecordingDestination()}
     sides[failing].error = error
     with pytest.raises(DeliveryError) as raised:
-        Forwarder(sides["valid"], sides["invalid"]).deliver([event("v-1")], [invalid_event("i-1")], None)
+        deliver(sides["valid"], sides["invalid"], [event("v-1")], [invalid_event("i-1")], None)
     assert raised.value is error
     other = sides["invalid" if failing == "valid" else "valid"]
     assert len(other.batches) == 1
@@ -324,14 +329,14 @@ def test_a_failure_on_either_side_fails_the_delivery(failing):
 def test_a_failure_of_the_only_batch_fails_the_delivery():
     """The single-batch shortcut raises the destination's error too."""
     with pytest.raises(DeliveryError):
-        Forwarder(RecordingDestination(error=DeliveryError("no")), RecordingDestination()).deliver([event()], [], None)
+        deliver(RecordingDestination(error=DeliveryError("no")), RecordingDestination(), [event()], [], None)
 
 
 def test_an_oversized_valid_event_reaches_the_invalid_side_as_a_stand_in():
     """A valid event Segment would refuse for its size becomes a small invalid stand-in keeping its identity."""
     valid, invalid = RecordingDestination(), RecordingDestination()
     big = event("big-1", blob="x" * MAX_EVENT_BYTES)
-    Forwarder(valid, invalid).deliver([big, event("v-1")], [], None)
+    deliver(valid, invalid, [big, event("v-1")], [], None)
     assert [e["messageId"] for e in valid.events] == ["v-1"]
     [stand_in] = invalid.events
     assert stand_in["messageId"] == "big-1"
@@ -343,7 +348,7 @@ def test_an_oversized_valid_event_reaches_the_invalid_side_as_a_stand_in():
 def test_an_oversized_invalid_event_keeps_its_violations():
     """An invalid event that is also too big is shrunk and still says what was wrong with it."""
     valid, invalid = RecordingDestination(), RecordingDestination()
-    Forwarder(valid, invalid).deliver([], [invalid_event("i-1", n="x" * MAX_EVENT_BYTES)], None)
+    deliver(valid, invalid, [], [invalid_event("i-1", n="x" * MAX_EVENT_BYTES)], None)
     [stand_in] = invalid.events
     record = stand_in["context"]["reflekt"]
     assert record["schemaId"] == "t/Thing/1-0.json"
@@ -358,7 +363,7 @@ def test_every_line_sent_fits_segments_event_limit(text):
     violations = tuple(Violation(f"$.properties.{name}", "type", f"$.properties.{name} must be integer") for name in names)
     oversized = annotate(event("big-1", **{name: "x" for name in names}), Verdict("t/Thing/1-0.json", violations))
     valid, invalid = RecordingDestination(), RecordingDestination()
-    Forwarder(valid, invalid).deliver([], [oversized, invalid_event("i-2")], None)
+    deliver(valid, invalid, [], [oversized, invalid_event("i-2")], None)
     assert [e["messageId"] for e in invalid.events] == ["i-2", "big-1"]
     sizes = [len(line) for line in invalid.lines]
     assert max(sizes) <= MAX_EVENT_BYTES
@@ -368,7 +373,7 @@ def test_a_large_request_is_split_into_batches_in_order():
     """2,501 valid events go out as two batches, 2,500 then 1, in the order they came."""
     valid, invalid = RecordingDestination(), RecordingDestination()
     events = [event(f"m-{i}") for i in range(MAX_BATCH_EVENTS + 1)]
-    Forwarder(valid, invalid).deliver(events, [], None)
+    deliver(valid, invalid, events, [], None)
     assert [len(lines) for lines, _ in valid.batches] == [MAX_BATCH_EVENTS, 1]
     assert [e["messageId"] for e in valid.events] == [e["messageId"] for e in events]
 
@@ -376,11 +381,31 @@ def test_a_large_request_is_split_into_batches_in_order():
 def test_forwarder_delivers_to_two_segment_sources(segment, clock):
     """Through the real client: valid events arrive under the valid key, invalid ones under the invalid key."""
     client = SegmentClient(segment.url, clock=clock, sleep=clock.sleep)
-    forwarder = Forwarder(SegmentSource(client, VALID_KEY), SegmentSource(client, INVALID_KEY))
-    forwarder.deliver([event("v-1"), event("v-2")], [invalid_event("i-1")], SENT_AT)
+    deliver(SegmentSource(client, VALID_KEY), SegmentSource(client, INVALID_KEY), [event("v-1"), event("v-2")],
+            [invalid_event("i-1")], SENT_AT)
     assert segment.message_ids(VALID_KEY) == ["v-1", "v-2"]
     assert segment.message_ids(INVALID_KEY) == ["i-1"]
     assert {request.body["sentAt"] for request in segment.received} == {SENT_AT}
+
+
+def test_consignments_for_one_destination_share_its_batches():
+    """Events for one destination go out together whichever consignment brought them: one post, not one each."""
+    shared_invalid, web, other = RecordingDestination(), RecordingDestination(), RecordingDestination()
+    Forwarder().deliver([Consignment(web, shared_invalid, [event("v-1")], [invalid_event("i-1")]),
+                         Consignment(other, shared_invalid, [event("v-2")], [invalid_event("i-2")])], None)
+    assert [[e["messageId"] for e in d.events] for d in (web, other)] == [["v-1"], ["v-2"]]
+    assert len(shared_invalid.batches) == 1
+    assert [e["messageId"] for e in shared_invalid.events] == ["i-1", "i-2"]
+
+
+def test_many_write_keys_share_one_client_and_its_connections(segment, clock):
+    """There is no pool per key: 50 write keys, posted in turn through one client, reuse one connection."""
+    client = SegmentClient(segment.url, clock=clock, sleep=clock.sleep)
+    keys = [f"source-key-{i}" for i in range(50)]
+    for key in keys:
+        deliver(SegmentSource(client, key), SegmentSource(client, INVALID_KEY), [event(f"m-{key}")], [], None)
+    assert [segment.message_ids(key) for key in keys] == [[f"m-{key}"] for key in keys]
+    assert segment.connections == 1
 
 
 # -- JsonlFile -----------------------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from helpers import (CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, api_event, foreign_hosts, load_captures,
-                     make_registry, response_json, track, tune_retries)
-from reflekt_registry.controls import Controls, Policy
+from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, JUDGED_BY_SOURCE, OWN_PLANS_AND_CONTROLS,
+                     SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, both_projects, config_file,
+                     foreign_hosts, judged_by_source, load_captures, make_registry, response_json, sources_registry, track,
+                     tune_retries)
 from reflekt_registry.forwarder import RetryPolicy
 from reflekt_registry.local.server import to_api_gateway_event
 
@@ -288,11 +289,90 @@ def test_large_request_is_split_into_batches_segment_accepts(registry, segment):
     assert len(segment.received) >= 2
 
 
-def test_the_registry_judges_every_event_under_its_policy(segment):
-    """The handler hands its Policy to every verdict: here unplanned events and allowed violations reach the valid
-    source, annotated, and the plan chooses among same-named schemas."""
-    registry = make_registry(segment.url)
-    registry.policy = Policy(("jaffle_shop/",), Controls(unplanned_events="allow", violations="allow"))
+class TestSources:
+    """Three apps, three write keys, one registry: each source's events reach its own destinations only."""
+
+    @pytest.fixture
+    def three(self, tmp_path, segment):
+        return sources_registry(tmp_path, segment.url)
+
+    def test_each_source_lands_in_its_own_segment_sources(self, three, segment):
+        """web passes its key through, iOS has its valid key, server shares the invalid key with web."""
+        for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+            response = send(three, [track(test_property="ok", message_id=f"{prefix}-valid"),
+                                    track(test_property=1, message_id=f"{prefix}-invalid")], write_key=key)
+            assert response_json(response) == OK
+        assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == {
+            WEB_KEY: ["web-valid"],
+            IOS_VALID_KEY: ["ios-valid"],
+            SERVER_KEY: ["server-valid"],
+            IOS_INVALID_KEY: ["ios-invalid"],
+            SHARED_INVALID_KEY: ["server-invalid", "web-invalid"],
+        }
+
+    def test_each_source_is_judged_by_its_own_plan_and_controls(self, tmp_path, segment):
+        registry = sources_registry(tmp_path, segment.url, OWN_PLANS_AND_CONTROLS,
+                                    SCHEMA_DIR=str(both_projects(tmp_path / "schemas")))
+        for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+            assert response_json(send(registry, judged_by_source(prefix), write_key=key)) == OK
+        assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == JUDGED_BY_SOURCE
+        allowed = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(IOS_VALID_KEY)}
+        assert allowed["ios-bad"]["allowed"] is True and allowed["ios-named"]["schemaId"] == "acme/Order_Completed/1-1.json"
+        ambiguous = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(SHARED_INVALID_KEY)}
+        assert [v["keyword"] for v in ambiguous["server-named"]["violations"]] == ["ambiguous"]
+
+    def test_a_request_with_keys_of_two_sources_is_refused_and_forwards_nothing(self, three, segment):
+        event = {**track(test_property="ok"), "writeKey": IOS_KEY}
+        response = send(three, [event], write_key=WEB_KEY)
+        assert response["statusCode"] == 401
+        assert response_json(response)["message"] == ("the request presents write keys of 2 sources (ios, web); "
+                                                      "send one source's keys per request")
+        assert segment.received == []
+
+    def test_a_key_in_no_source_is_refused(self, three, segment):
+        response = send(three, [track(test_property="ok")], write_key=CLIENT_KEY)
+        assert (response["statusCode"], segment.received) == (401, [])
+
+    def test_keys_in_no_source_are_judged_as_the_default_source(self, tmp_path, segment):
+        registry = sources_registry(tmp_path, segment.url, {**THREE_SOURCES, "default_source": "ios"})
+        assert response_json(send(registry, [track(test_property="ok", message_id="m-1")], write_key="stranger")) == OK
+        assert segment.message_ids(IOS_VALID_KEY) == ["m-1"]
+
+    def test_pass_through_keeps_each_events_own_key(self, tmp_path, segment):
+        """A batch whose events carry two keys of one pass-through source: each goes on under its own key."""
+        document = {"version": 1, "invalid_write_key": SHARED_INVALID_KEY,
+                    "sources": {"web": {"write_keys": [WEB_KEY, "web-staging-key"]}}}
+        registry = sources_registry(tmp_path, segment.url, document)
+        events = [track(test_property="ok", message_id="m-header"),
+                  {**track(test_property="ok", message_id="m-own"), "writeKey": "web-staging-key"},
+                  {**track(test_property=1, message_id="m-bad"), "writeKey": "web-staging-key"}]
+        assert response_json(send(registry, events, write_key=WEB_KEY)) == OK
+        assert segment.message_ids(WEB_KEY) == ["m-header"]
+        assert segment.message_ids("web-staging-key") == ["m-own"]
+        assert segment.message_ids(SHARED_INVALID_KEY) == ["m-bad"]
+        assert all("writeKey" not in event for request in segment.received for event in request.events)
+
+    def test_the_settings_route_takes_any_sources_key(self, three):
+        for key in (WEB_KEY, IOS_KEY):
+            assert three.handle(api_event(method="GET", path=f"/v1/projects/{key}/settings"))["statusCode"] == 200
+        assert three.handle(api_event(method="GET", path="/v1/projects/stranger/settings"))["statusCode"] == 401
+
+    def test_locally_without_segment_each_source_has_its_own_files(self, tmp_path):
+        registry = sources_registry(tmp_path)
+        for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios")):
+            send(registry, [track(test_property="ok", message_id=f"{prefix}-valid"),
+                            track(test_property=1, message_id=f"{prefix}-invalid")], write_key=key)
+        files = {path.relative_to(tmp_path / "events").as_posix(): [json.loads(line)["messageId"] for line in path.read_text().splitlines()]
+                 for path in sorted((tmp_path / "events").rglob("*.jsonl"))}
+        assert files == {"ios/invalid.jsonl": ["ios-invalid"], "ios/valid.jsonl": ["ios-valid"],
+                         "web/invalid.jsonl": ["web-invalid"], "web/valid.jsonl": ["web-valid"]}
+
+
+def test_the_registry_judges_every_event_under_its_policy(segment, tmp_path):
+    """The handler hands the source's Policy to every verdict: here unplanned events and allowed violations reach the
+    valid source, annotated, and the plan chooses among same-named schemas."""
+    document = {"version": 1, "plans": ["jaffle_shop/"], "controls": {"unplanned_events": "allow", "violations": "allow"}}
+    registry = make_registry(segment.url, REGISTRY_CONFIG=str(config_file(tmp_path, document)))
     identify = {"type": "identify", "userId": "u1", "messageId": "i", "traits": {"email": "nope"}}
     unplanned = {"type": "track", "event": "Not Planned", "userId": "u1", "messageId": "u", "properties": {}}
     assert response_json(send(registry, [identify, unplanned])) == OK

@@ -11,10 +11,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.delivery import Ledger, check
-from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY,
-                     api_event, basic, make_registry, response_json, track, tune_retries)
+from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, REPO, SERVER_KEY,
+                     SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, api_event,
+                     basic, make_registry, response_json, track, tune_retries)
 from local_support import serve
-from reflekt_registry.auth import WriteKeyAllowlist
+from fakes.outlets import MemoryOutlets
+from reflekt_registry.controls import Policy
+from reflekt_registry.document import ENVIRONMENT_SOURCE, Environment, Source, from_environment, parse
+from reflekt_registry.errors import ConfigError
+from reflekt_registry.document_store import Configuration, Fixed
 from reflekt_registry.forwarder import Forwarder
 from reflekt_registry.handler import Registry
 from reflekt_registry.tools.publish import find_schemas
@@ -42,18 +46,6 @@ from reflekt_registry.validator import Validator
 ALLOWED_STATUSES = frozenset({200, 204, 400, 401, 404, 405})
 SECOND_KEY = "second-key"
 MISSING = object()  # a field left out of an event, as opposed to present with a wrong value
-
-
-class MemoryDestination:
-    """A source that never fails and keeps what it was sent, so hostile input is judged without a network."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
-        with self._lock:
-            self.events += [json.loads(line) for line in lines]
 
 
 class RecordingSource(DirectorySource):
@@ -71,11 +63,22 @@ class RecordingSource(DirectorySource):
 def memory_registry(source: Any = None) -> Registry:
     """The registry with an enforced allowlist, the example schemas and in-memory sources."""
     store = SchemaStore(source or DirectorySource(EXAMPLE_SCHEMAS), ttl=60)
-    return Registry(WriteKeyAllowlist([CLIENT_KEY, SECOND_KEY]), Validator(store), Forwarder(MemoryDestination(), MemoryDestination()))
+    environment = Environment(Source(ENVIRONMENT_SOURCE, (CLIENT_KEY, SECOND_KEY), Policy(), VALID_KEY, INVALID_KEY),
+                              forwarding=True, local=False)
+    configuration = Fixed(Configuration.of(from_environment(environment)))
+    return Registry(configuration, Validator(store), Forwarder(), MemoryOutlets())
+
+
+def valid_events(registry: Registry) -> list[dict[str, Any]]:
+    return registry.outlets.events(VALID_KEY)
+
+
+def invalid_events(registry: Registry) -> list[dict[str, Any]]:
+    return registry.outlets.events(INVALID_KEY)
 
 
 def forwarded(registry: Registry) -> list[dict[str, Any]]:
-    return registry.forwarder.valid.events + registry.forwarder.invalid.events
+    return valid_events(registry) + invalid_events(registry)
 
 
 def raw(body: str | bytes | None, *, encoded: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -213,7 +216,7 @@ def test_any_content_type_is_read_as_json(registry, content_type):
     if content_type is not None:
         event["headers"]["content-type"] = content_type
     assert registry.handle(event)["statusCode"] == 200
-    assert [e["messageId"] for e in registry.forwarder.valid.events] == ["m-1"]
+    assert [e["messageId"] for e in valid_events(registry)] == ["m-1"]
 
 
 NESTING_SITES = {  # where a nested value goes in an event, as (text in the event, the same text with the value added)
@@ -241,8 +244,8 @@ def test_an_array_too_big_for_segment_reaches_the_invalid_source_as_a_stand_in(r
     big["properties"]["numbers"] = [0] * 200_000
     response = registry.handle(api_event({"batch": [big, track(test_property="y", message_id="small")]}))
     assert response["statusCode"] == 200
-    assert [e["messageId"] for e in registry.forwarder.valid.events] == ["small"]
-    [stand_in] = registry.forwarder.invalid.events
+    assert [e["messageId"] for e in valid_events(registry)] == ["small"]
+    [stand_in] = invalid_events(registry)
     assert stand_in["messageId"] == "big" and "numbers" not in stand_in["properties"]
 
 
@@ -340,11 +343,11 @@ def test_missing_or_mistyped_fields_are_judged_per_event(registry, call, field, 
     control = track(test_property="x", message_id="control")
     response = registry.handle(api_event({"batch": [odd, control]}))
     assert response["statusCode"] == 200, response["body"]
-    sources = {VALID_KEY: registry.forwarder.valid.events, INVALID_KEY: registry.forwarder.invalid.events}
+    sources = {VALID_KEY: valid_events(registry), INVALID_KEY: invalid_events(registry)}
     [arrived] = [e for e in sources[expected] if e.get("messageId") != "control"]
     assert arrived["type"] == call
     assert arrived.get("messageId") not in (None, "", {})  # a missing or empty id is derived, so retries dedupe
-    assert [e["messageId"] for e in registry.forwarder.valid.events if e.get("messageId") == "control"] == ["control"]
+    assert [e["messageId"] for e in valid_events(registry) if e.get("messageId") == "control"] == ["control"]
     assert len(forwarded(registry)) == 2
 
 
@@ -414,7 +417,7 @@ def test_schema_id_path_tricks_never_reach_the_store(schema_id):
     registry = memory_registry(source)
     response = registry.handle(api_event({"batch": [track(schema_id=schema_id, test_property="x", message_id="trick")]}))
     assert response["statusCode"] == 200
-    [invalid] = registry.forwarder.invalid.events
+    [invalid] = invalid_events(registry)
     violations = invalid["context"]["reflekt"]["violations"]  # a 100 KB id also makes the event too big: maxSize
     assert "schema_id" in {v["keyword"] for v in violations}
     assert all(len(v["message"]) < 300 for v in violations)  # a long id is not echoed into every annotation
@@ -431,7 +434,7 @@ def test_a_symlink_out_of_the_schema_folder_is_not_followed(tmp_path):
     (root / "evil" / "1-0.json").symlink_to(outside)
     registry = memory_registry(DirectorySource(root))
     registry.handle(api_event({"batch": [track(schema_id="evil/1-0.json", message_id="evil")]}))
-    [invalid] = registry.forwarder.invalid.events
+    [invalid] = invalid_events(registry)
     assert "no schema with $id 'evil/1-0.json'" in invalid["properties"]["validation_errors"][0]
 
 
@@ -463,7 +466,7 @@ def test_hostile_event_names_are_unplanned_without_touching_a_schema(name):
     event = {"type": "track", "event": name, "userId": "u1", "messageId": "hostile", "properties": {}}
     response = registry.handle(api_event({"batch": [event]}))
     assert response["statusCode"] == 200
-    [invalid] = registry.forwarder.invalid.events
+    [invalid] = invalid_events(registry)
     violations = invalid["context"]["reflekt"]["violations"]
     assert "unplanned" in {v["keyword"] for v in violations}
     assert all(len(v["message"]) < 300 for v in violations)
@@ -489,7 +492,7 @@ def test_schema_names_that_collide_after_normalisation_never_pick_one(tmp_path):
     registry = memory_registry(DirectorySource(tmp_path))
     registry.handle(api_event({"batch": [{"type": "track", "event": name, "userId": "u1", "properties": {}}
                                          for name in ("Café Ordered", "Signed Up", "Signed_Up")]}))
-    invalid = registry.forwarder.invalid.events
+    invalid = invalid_events(registry)
     assert [e["context"]["reflekt"]["violations"][0]["keyword"] for e in invalid] == ["ambiguous"] * 3
     assert "plan/A/, plan/B/" in invalid[0]["context"]["reflekt"]["violations"][0]["message"]
 
@@ -887,3 +890,96 @@ def test_a_long_email_trait_is_judged_in_bounded_time(tmp_path):
                            capture_output=True, text=True, timeout=10 * CPU_SECONDS)
     assert child.returncode == 0, f"killed after {CPU_SECONDS} s of CPU (signal {-child.returncode})"
     assert child.stdout.strip() == "200"
+
+
+# -- sources ------------------------------------------------------------------------------------------------------
+
+SOURCE_KEYS = {WEB_KEY: "web", "web-second-key": "web", IOS_KEY: "ios", SERVER_KEY: "server"}
+HOSTILE_SOURCES = {**THREE_SOURCES, "sources": {**THREE_SOURCES["sources"], "web": {
+    **THREE_SOURCES["sources"]["web"], "write_keys": [WEB_KEY, "web-second-key"]}}}
+# Every key a source's events may land under: its valid destinations (its own keys when passing them through)
+# and its invalid one.
+DESTINATIONS = {"web": {WEB_KEY, "web-second-key", SHARED_INVALID_KEY}, "ios": {IOS_VALID_KEY, IOS_INVALID_KEY},
+                "server": {SERVER_KEY, SHARED_INVALID_KEY}}
+
+
+def sources_memory_registry() -> Registry:
+    document = parse(json.dumps(HOSTILE_SOURCES).encode(), Environment(None, forwarding=True, local=False))
+    store = SchemaStore(DirectorySource(EXAMPLE_SCHEMAS), ttl=60)
+    return Registry(Fixed(Configuration.of(document)), Validator(store), Forwarder(), MemoryOutlets())
+
+
+_SOURCES_REGISTRY = sources_memory_registry()
+presented_keys = st.sampled_from([*SOURCE_KEYS, "stranger", "", WEB_KEY.upper(), WEB_KEY + " "])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(header=st.none() | presented_keys, body=st.none() | presented_keys,
+       own=st.lists(st.none() | presented_keys, min_size=1, max_size=4), valid=st.lists(st.booleans(), min_size=4, max_size=4))
+def test_no_request_routes_events_into_another_sources_destinations(header, body, own, valid):
+    """Keys placed anywhere a request can carry them (Basic auth, body, each event): either the request is refused
+    and nothing moves, or every event lands once, under a destination of the one source that owns every key."""
+    registry = _SOURCES_REGISTRY
+    before = {key: len(registry.outlets.events(key)) for key in registry.outlets.keys()}
+    events = []
+    for index, key in enumerate(own):
+        event = track(test_property="x" if valid[index] else 1, message_id=f"m-{index}")
+        if key is not None:
+            event["writeKey"] = key
+        events.append(event)
+    request = api_event({"batch": events, **({"writeKey": body} if body is not None else {})}, write_key=header or None)
+    response = registry.handle(request)
+    sent_with = [key or header or body or None for key in own]  # an empty key counts as none
+    presented = {key for key in (header, body, *own) if key}
+    owners = {SOURCE_KEYS.get(key) for key in presented}
+    arrived = {key: registry.outlets.events(key)[before.get(key, 0):] for key in registry.outlets.keys()}
+    arrived = {key: events for key, events in arrived.items() if events}
+    refused = None in sent_with or None in owners or len(owners) != 1
+    assert response["statusCode"] == (401 if refused else 200)
+    if refused:
+        assert arrived == {}
+        return
+    [owner] = owners
+    assert set(arrived) <= DESTINATIONS[owner]
+    assert sorted(e["messageId"] for events in arrived.values() for e in events) == [f"m-{i}" for i in range(len(own))]
+    assert all("writeKey" not in e for events in arrived.values() for e in events)
+
+
+@pytest.mark.parametrize("name", ["x" * 10_000, "wéb", "web\u0000", "web/../ios", "𝕨𝕖𝕓", "web\u200b", " web", "\ud800"],
+                         ids=["10kb", "accented", "nul", "traversal", "math-letters", "zero-width", "leading-space", "lone-surrogate"])
+def test_hostile_source_names_are_refused_briefly(name):
+    """A name is a folder and a log field: anything but plain ASCII is refused, and the message stays short."""
+    document = {"version": 1, "invalid_write_key": "i", "sources": {name: {"write_keys": ["k"]}}}
+    with pytest.raises(ConfigError) as excinfo:
+        parse(json.dumps(document).encode(), Environment(None, forwarding=True, local=False))
+    assert "a source name is 1 to 64" in str(excinfo.value) and len(str(excinfo.value)) < 300
+
+
+def test_names_that_collide_after_case_folding_are_refused():
+    document = {"version": 1, "invalid_write_key": "i", "sources": {"IOS": {"write_keys": ["a"]}, "ios": {"write_keys": ["b"]}}}
+    with pytest.raises(ConfigError, match="sources.ios: differs from sources.IOS only in case"):
+        parse(json.dumps(document).encode(), Environment(None, forwarding=True, local=False))
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                           max_leaves=30)
+document_like = st.fixed_dictionaries({"version": st.just(1)}, optional={
+    "plans": json_values, "controls": json_values, "invalid_write_key": json_values, "default_source": json_values,
+    "sources": st.dictionaries(st.sampled_from(["web", "ios", "Web", "x" * 70]), st.fixed_dictionaries(
+        {}, optional={"write_keys": st.lists(st.sampled_from(["k1", "k2", "i", " k"]), max_size=3) | json_values,
+                      "valid_write_key": st.sampled_from(["k1", "v", "i"]) | json_values,
+                      "invalid_write_key": st.sampled_from(["k2", "i"]) | json_values,
+                      "controls": json_values, "plans": json_values}), max_size=3)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(document_like | json_values)
+def test_any_document_is_parsed_or_refused_with_a_configuration_error(document):
+    """Whatever the document holds, parse returns a Document or raises ConfigError naming a key: never a crash."""
+    try:
+        parsed = parse(json.dumps(document).encode(), Environment(None, forwarding=True, local=False))
+    except ConfigError as e:
+        assert str(e) and len(str(e)) < 1_000
+    else:
+        assert all(source.invalid_write_key for source in parsed.sources)

@@ -6,9 +6,10 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, make_registry, track
+from helpers import (IOS_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, basic, config_file, make_registry,
+                     sources_registry, track)
 from local_support import call, get, send, serve
-from reflekt_registry.controls import Controls, Policy
+from reflekt_registry.document import ENVIRONMENT_SOURCE
 from reflekt_registry.forwarder import MAX_EVENT_BYTES
 from reflekt_registry.local.inspection import RecentEvents
 
@@ -45,10 +46,10 @@ def test_an_invalid_event_is_listed_with_its_outcome_violations_and_payload(url)
     """Each record carries what CI asserts on, and the event exactly as the invalid source received it."""
     assert send(url, track(test_property="ok", message_id="m-valid"), track(test_property=3, message_id="m-invalid")) == 200
     [seen] = get(url, "/registry/events?status=invalid")["events"]
-    assert set(seen) == {"id", "forwarded_at", "status", "type", "event", "schema_id", "message_id", "violations", "payload",
-                         "plan", "unplanned", "omitted"}
-    assert {name: seen[name] for name in ("status", "type", "event", "schema_id", "message_id", "violations")} == {
-        "status": "invalid", "type": "track", "event": "Test Event", "schema_id": TEST_EVENT, "message_id": "m-invalid",
+    assert set(seen) == {"id", "forwarded_at", "status", "source", "type", "event", "schema_id", "message_id",
+                         "violations", "payload", "plan", "unplanned", "omitted"}
+    assert {name: seen[name] for name in ("status", "source", "type", "event", "schema_id", "message_id", "violations")} == {
+        "status": "invalid", "source": ENVIRONMENT_SOURCE, "type": "track", "event": "Test Event", "schema_id": TEST_EVENT, "message_id": "m-invalid",
         "violations": [{"path": "$.properties.test_property", "keyword": "type", "message": "$.properties.test_property must be string"}],
     }
     assert seen["payload"]["properties"]["validation_errors"] == ["$.properties.test_property must be string"]
@@ -66,14 +67,15 @@ def test_events_are_listed_newest_first(url):
 def test_summary_counts_per_schema_and_status(url):
     """The whole summary in one assertion, events without a schema under "(none)"."""
     send(url, track(test_property="x"), track(test_property=3), identify("i1"), order("o1"), alias("a1"))
+    schemas = {
+        "(none)": {"valid": 1, "invalid": 0},
+        IDENTIFY: {"valid": 1, "invalid": 0},
+        ORDER: {"valid": 0, "invalid": 1},
+        TEST_EVENT: {"valid": 1, "invalid": 1},
+    }
     assert get(url, "/registry/summary") == {
-        "total": 5, "valid": 3, "invalid": 2,
-        "schemas": {
-            "(none)": {"valid": 1, "invalid": 0},
-            IDENTIFY: {"valid": 1, "invalid": 0},
-            ORDER: {"valid": 0, "invalid": 1},
-            TEST_EVENT: {"valid": 1, "invalid": 1},
-        },
+        "total": 5, "valid": 3, "invalid": 2, "schemas": schemas,
+        "sources": {ENVIRONMENT_SOURCE: {"valid": 3, "invalid": 2, "schemas": schemas}},
     }
 
 
@@ -87,6 +89,8 @@ def test_summary_counts_per_schema_and_status(url):
     ("type=track&status=invalid", ["o1", "t-invalid"]),
     ("type=track&limit=1", ["o1"]),
     ("event=Nope", []),
+    (f"source={quote(ENVIRONMENT_SOURCE)}", ["a1", "i1", "o1", "t-invalid", "t-valid"]),
+    ("source=web", []),
 ])
 def test_filters(url, query, expected):
     """Each filter narrows the list; filters combine with AND."""
@@ -102,7 +106,7 @@ def test_reset_forgets_events_and_counts_but_never_reuses_an_id(url):
     send(url, track(test_property="x"))
     [before] = get(url, "/registry/events")["events"]
     status, _, body = call(url + "/registry/reset", "POST")
-    assert (status, body) == (200, {"total": 0, "valid": 0, "invalid": 0, "schemas": {}})
+    assert (status, body) == (200, {"total": 0, "valid": 0, "invalid": 0, "schemas": {}, "sources": {}})
     assert get(url, "/registry/events") == {"events": []}
     send(url, track(test_property="x"))
     [after] = get(url, "/registry/events")["events"]
@@ -167,16 +171,32 @@ def test_events_are_listed_once_segment_accepted_them(segment):
 def test_the_store_keeps_the_latest_events_and_counts_them_all():
     """The list is bounded; the summary still counts every event since the start."""
     recent = RecentEvents(capacity=2)
-    recent.add("valid", [track(message_id=f"m{i}") for i in range(3)])
+    recent.add("valid", "web", [track(message_id=f"m{i}") for i in range(3)])
     assert [seen.message_id for seen in recent.matching()] == ["m2", "m1"]
     assert recent.summary()["schemas"] == {TEST_EVENT: {"valid": 3, "invalid": 0}}
+
+
+def test_events_and_summary_are_grouped_by_source(tmp_path):
+    """With sources, each record names its source; the summary counts per source; source= filters."""
+    with serve(sources_registry(tmp_path)) as url:
+        for key, message_id, value in ((WEB_KEY, "w1", "x"), (IOS_KEY, "i1", 1), (IOS_KEY, "i2", "y")):
+            status, _, _ = call(url + "/v1/batch", "POST", {"batch": [track(test_property=value, message_id=message_id)]},
+                                {"Authorization": basic(key)})
+            assert status == 200
+        summary = get(url, "/registry/summary")
+        assert {name: (counts["valid"], counts["invalid"]) for name, counts in summary["sources"].items()} == {
+            "ios": (1, 1), "web": (1, 0)}
+        assert summary["sources"]["ios"]["schemas"] == {TEST_EVENT: {"valid": 1, "invalid": 1}}
+        assert sorted(message_ids(url, "?source=ios")) == ["i1", "i2"]
+        assert [seen["source"] for seen in get(url, "/registry/events?status=invalid")["events"]] == ["ios"]
 
 
 @pytest.fixture
 def plan_url(tmp_path):
     """The local server over the example tracking plan, letting unplanned events and omitting unplanned properties."""
-    registry = make_registry(schema_dir=TRACKING_PLAN_SCHEMAS, EVENTS_DIR=str(tmp_path))
-    registry.policy = Policy(("acme/",), Controls(unplanned_events="allow", unplanned_properties="omit"))
+    document = {"version": 1, "plans": ["acme/"], "controls": {"unplanned_events": "allow", "unplanned_properties": "omit"}}
+    registry = make_registry(schema_dir=TRACKING_PLAN_SCHEMAS, EVENTS_DIR=str(tmp_path),
+                             REGISTRY_CONFIG=str(config_file(tmp_path, document)))
     with serve(registry) as base_url:
         yield base_url
 

@@ -11,9 +11,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import INVALID_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, api_event, response_json, track
+from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, JUDGED_BY_SOURCE,
+                     OWN_PLANS_AND_CONTROLS, SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES,
+                     TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, api_event, judged_by_source, response_json, track)
 from reflekt_registry import handler
 from reflekt_registry.errors import ConfigError
+from reflekt_registry.tools.publish import check_file, find_schemas, upload
 from s3_support import BUCKET, create_bucket_with_schemas, lambda_env
 
 FUNCTION_DIR = Path(__file__).resolve().parents[1] / "function"
@@ -113,6 +116,94 @@ def test_end_to_end_with_a_gzipped_batch(deployed, s3, segment):
     assert response_json(response) == {"success": True}
     assert segment.events(VALID_KEY)[0]["properties"] == order
     assert "no schema with $id 'jaffle_shop/Nope/1-0.json'" in segment.events(INVALID_KEY)[0]["properties"]["validation_errors"][0]
+
+
+CONFIG_KEY = "registry/config.json"
+
+
+@pytest.fixture
+def deployed_with_sources(monkeypatch, segment, s3):
+    """A cold Lambda as Terraform deploys it with `sources`: the document in the bucket, no key variables."""
+    def configure(document=THREE_SOURCES, **env: str):
+        s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=json.dumps(document))
+        for name in ("VALID_SEGMENT_WRITE_KEY", "INVALID_SEGMENT_WRITE_KEY", "REGISTRY_WRITE_KEYS"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in {"REGISTRY_BUCKET": BUCKET, "REGISTRY_BUCKET_REGION": "us-east-1", "SEGMENT_API_HOST": segment.url,
+                            "REGISTRY_CONFIG_KEY": CONFIG_KEY, **env}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(handler, "_registry", None)
+        return lambda event: handler.lambda_handler(event, None)
+    return configure
+
+
+def post_as(invoke, key, *events):
+    return invoke(api_event({"batch": list(events)}, write_key=key))
+
+
+def test_three_sources_land_in_their_own_segment_sources(deployed_with_sources, segment):
+    invoke = deployed_with_sources()
+    for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+        response = post_as(invoke, key, track(test_property="ok", message_id=f"{prefix}-valid"),
+                           track(test_property=1, message_id=f"{prefix}-invalid"))
+        assert response_json(response) == {"success": True}
+    assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == {
+        WEB_KEY: ["web-valid"], IOS_VALID_KEY: ["ios-valid"], SERVER_KEY: ["server-valid"],
+        IOS_INVALID_KEY: ["ios-invalid"], SHARED_INVALID_KEY: ["server-invalid", "web-invalid"]}
+    assert post_as(invoke, CLIENT_KEY, track(test_property="ok"))["statusCode"] == 401
+
+
+def test_each_source_is_judged_by_its_own_plan_and_controls(deployed_with_sources, segment):
+    upload([check_file(path, TRACKING_PLAN_SCHEMAS) for path in find_schemas(TRACKING_PLAN_SCHEMAS)], BUCKET, "schemas/")
+    invoke = deployed_with_sources(OWN_PLANS_AND_CONTROLS)
+    for key, prefix in ((WEB_KEY, "web"), (IOS_KEY, "ios"), (SERVER_KEY, "server")):
+        assert response_json(post_as(invoke, key, *judged_by_source(prefix))) == {"success": True}
+    assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == JUDGED_BY_SOURCE
+
+
+def test_a_new_document_takes_effect_within_the_ttl_and_a_bad_one_is_ignored(deployed_with_sources, s3, segment):
+    invoke = deployed_with_sources(SCHEMA_CACHE_TTL_SECONDS="0")
+    assert post_as(invoke, "android-key", track(test_property="ok"))["statusCode"] == 401
+    added = json.loads(json.dumps(THREE_SOURCES))
+    added["sources"]["android"] = {"write_keys": ["android-key"]}
+    s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=json.dumps(added))
+    assert post_as(invoke, "android-key", track(test_property="ok", message_id="a-1"))["statusCode"] == 200
+    s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=b'{"version": 1, "sources": {"android": {}}}')
+    assert post_as(invoke, "android-key", track(test_property="ok", message_id="a-2"))["statusCode"] == 200
+    assert segment.message_ids("android-key") == ["a-1", "a-2"]
+
+
+def test_the_unchanged_document_costs_a_304_not_a_download(deployed_with_sources, s3, monkeypatch):
+    from reflekt_registry import document_store
+
+    parsed = []
+    real = document_store.parse
+    monkeypatch.setattr(document_store, "parse", lambda *a: parsed.append(1) or real(*a))
+    invoke = deployed_with_sources(SCHEMA_CACHE_TTL_SECONDS="0")
+    for _ in range(3):
+        post_as(invoke, WEB_KEY, track(test_property="ok"))
+    assert parsed == [1]
+
+
+@pytest.mark.parametrize("document,message", [
+    (None, "REGISTRY_CONFIG_KEY='registry/config.json' (s3://reflekt-registry-test/registry/config.json): there is no such document"),
+    ({"version": 1, "sources": {"web": {"write_keys": ["k"], "controls": {"violations": "warn"}}}, "invalid_write_key": "i"},
+     "REGISTRY_CONFIG_KEY='registry/config.json' (s3://reflekt-registry-test/registry/config.json): "
+     "sources.web.controls.violations: 'warn' is not one of block, allow, omit"),
+], ids=["missing", "bad"])
+def test_a_bad_or_missing_document_at_cold_start_names_the_key(deployed_with_sources, s3, document, message):
+    invoke = deployed_with_sources({"version": 1} if document is None else document)
+    if document is None:
+        s3.delete_object(Bucket=BUCKET, Key=CONFIG_KEY)
+    with pytest.raises(ConfigError) as excinfo:
+        invoke(api_event({"batch": []}))
+    assert str(excinfo.value) == message
+
+
+def test_sources_and_the_key_variables_together_are_refused(deployed_with_sources, monkeypatch):
+    invoke = deployed_with_sources()
+    monkeypatch.setenv("REGISTRY_WRITE_KEYS", CLIENT_KEY)
+    with pytest.raises(ConfigError, match="the document declares sources and the environment sets"):
+        invoke(api_event({"batch": []}))
 
 
 @pytest.mark.parametrize("published", [True, False], ids=["publish-with-index", "aws-s3-sync"])

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from segment.analytics import Client
 
-from helpers import (CLIENT_KEY, INVALID_KEY, REPO, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, basic, foreign_hosts,
-                     make_registry)
+from helpers import (CLIENT_KEY, INVALID_KEY, REPO, SERVER_KEY, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS, VALID_KEY,
+                     WEB_KEY, basic, foreign_hosts, make_registry, track)
 from local_support import assert_judged_by_name, call, serve
 from reflekt_registry.handler import Registry
 
@@ -150,6 +150,42 @@ def test_readme_serve_command_runs_on_the_embedded_default(tmp_path):
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_serve_with_a_config_file_writes_each_sources_events_apart(tmp_path):
+    """`./dev serve --config FILE`: the banner names the sources, and each one's events get their own files."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(THREE_SOURCES))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "SEGMENT_", "SCHEMA_", "VALID_", "INVALID_"))}
+    env.update(PYTHONPATH=str(REPO / "function"), EVENTS_DIR=str(tmp_path / "events"))
+    process = subprocess.Popen([sys.executable, "-m", "reflekt_registry.local", "--port", "0", "--config", str(config)],
+                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        banner = [process.stderr.readline() for _ in range(4)]
+        assert banner[2].strip() == f"events:  {tmp_path / 'events'}/<source>/valid.jsonl and {tmp_path / 'events'}/<source>/invalid.jsonl"
+        assert banner[3].strip().startswith(f"sources: web, ios, server (from {config}; re-read every 60 s)")
+        url = re.search(r"http://\S+", banner[0])[0]
+        for key, value in ((WEB_KEY, "x"), (SERVER_KEY, 1)):
+            body = json.dumps({"batch": [track(test_property=value)]}).encode()
+            request = urllib.request.Request(f"{url}/v1/batch", data=body, headers={"Authorization": basic(key)})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert json.load(response) == {"success": True}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert sorted(p.relative_to(tmp_path / "events").as_posix() for p in (tmp_path / "events").rglob("*.jsonl")) == [
+        "server/invalid.jsonl", "web/valid.jsonl"]
+
+
+def test_serve_with_a_bad_config_file_says_which_key_and_stops(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"version": 1, "sources": {"web": {"write_keys": []}}}))
+    result = subprocess.run([sys.executable, "-m", "reflekt_registry.local", "--port", "0", "--config", str(config)],
+                            env={**os.environ, "PYTHONPATH": str(REPO / "function")}, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"configuration error: REGISTRY_CONFIG={str(config)!r}: sources.web.write_keys: "
+                                     "expected a non-empty array of write keys")
 
 
 def test_python_sdk_against_a_tracking_plan_without_schema_ids(segment):

@@ -62,8 +62,9 @@ def emf_lines(captured: str) -> list[dict]:
 
 def metrics_registry(segment_url: str, timer=time.perf_counter) -> Registry:
     """A registry with EMF switched on, as lambda_handler builds it, but reading the example schemas from a folder."""
-    local = make_registry(segment_url)
-    return Registry(local.allowlist, local.validator, local.forwarder, EmfMetrics("registry-test", timer=timer))
+    registry = make_registry(segment_url)
+    registry.metrics = EmfMetrics("registry-test", timer=timer)
+    return registry
 
 
 def order(valid: bool = True) -> dict:

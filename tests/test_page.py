@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from browser import WINDOW, chromium, needs_chromium
-from helpers import TEST_EVENT, TRACKING_PLAN_SCHEMAS, api_event, make_registry, track
-from local_support import send, serve
-from reflekt_registry.controls import Controls, Policy
+from helpers import (IOS_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, WEB_KEY, api_event, basic, config_file, make_registry,
+                     sources_registry, track)
+from local_support import call, send, serve
 from reflekt_registry.local.inspection import RecentEvents
 
 pytestmark = needs_chromium
@@ -111,6 +111,18 @@ def test_the_page_shows_the_counts_and_each_violation_with_its_path_and_message(
     assert page.one(id="connection").text.startswith("live")
 
 
+def test_with_sources_the_page_offers_each_and_names_every_events(tmp_path):
+    """The source filter lists the sources that sent events; each event says which source it came from."""
+    with serve(sources_registry(tmp_path)) as url:
+        for key, value in ((WEB_KEY, "ok"), (IOS_KEY, 3)):
+            status, _, _ = call(url + "/v1/batch", "POST", {"batch": [track(test_property=value)]}, {"Authorization": basic(key)})
+            assert status == 200
+        page = rendered(tmp_path, url)
+    assert [option.text for option in page.one(id="source-filter").all("option")] == ["any", "ios", "web"]
+    items = [item for item in page.one(id="events").all("li") if "data-id" in item.attrs]
+    assert sorted((item.one(cls="source").text, item.attrs["class"]) for item in items) == [("ios", "invalid"), ("web", "valid")]
+
+
 def test_event_content_is_shown_as_text_never_run_as_markup(url, tmp_path):
     """Names and values full of HTML appear literally; nothing in them becomes an element or runs."""
     name = "<img src=x onerror=\"document.body.dataset.pwned=1\">"
@@ -205,8 +217,9 @@ def _unfilter(kind: int, row: bytearray, above: bytearray, step: int) -> bytearr
 
 def test_the_page_shows_plans_versions_unplanned_and_omitted(tmp_path):
     """Events judged by name say which version and why; unplanned and omitted are marked; plans can be chosen."""
-    registry = make_registry(schema_dir=TRACKING_PLAN_SCHEMAS, EVENTS_DIR=str(tmp_path / "events"))
-    registry.policy = Policy(("acme/",), Controls(unplanned_events="allow", unplanned_properties="omit"))
+    document = {"version": 1, "plans": ["acme/"], "controls": {"unplanned_events": "allow", "unplanned_properties": "omit"}}
+    registry = make_registry(schema_dir=TRACKING_PLAN_SCHEMAS, EVENTS_DIR=str(tmp_path / "events"),
+                             REGISTRY_CONFIG=str(config_file(tmp_path, document)))
     with serve(registry) as base_url:
         send(base_url, {"type": "track", "event": "Order Completed", "userId": "u1",
                         "properties": {"order_id": "o1", "revenue": 1, "secret": "s"}},

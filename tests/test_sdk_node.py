@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from segment.analytics import Client
 
-from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, make_registry
+from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, SERVER_KEY, SHARED_INVALID_KEY,
+                     TEST_EVENT, TRACKING_PLAN_SCHEMAS, VALID_KEY, WEB_KEY, make_registry, sources_registry)
 from js_sdks import NODE_SDK_SCRIPT, install
 from local_support import assert_judged_by_name, serve
 
@@ -63,6 +65,46 @@ def test_node_sdk_with_an_unknown_key_is_refused(node_sdk, local_url, segment):
     calls = [["track", {"userId": "u1", "event": "Test Event", "properties": {"schema_id": TEST_EVENT, "test_property": "x"}}]]
     failures = send(node_sdk, local_url, "/v1/batch", calls, write_key="intruder")
     assert failures and segment.received == []
+
+
+def test_two_sdks_with_two_sources_each_land_in_their_own(node_sdk, tmp_path, segment):
+    """analytics-python as the web app and analytics-node as the server, each with its own key, through one registry:
+    every event arrives exactly once, under its own source's keys, and no key carries the other's events."""
+    with serve(sources_registry(tmp_path, segment.url)) as url:
+        errors = []
+        client = Client(WEB_KEY, host=url, max_retries=0, on_error=lambda e, batch: errors.append(e))
+        client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": "ok"},
+                     message_id="py-valid")
+        client.track(user_id="u1", event="Test Event", properties={"schema_id": TEST_EVENT, "test_property": 1},
+                     message_id="py-invalid")
+        client.flush()
+        client.shutdown()
+        calls = [
+            ["track", {"userId": "u1", "event": "Test Event", "messageId": "node-valid",
+                       "properties": {"schema_id": TEST_EVENT, "test_property": "ok"}}],
+            ["track", {"userId": "u1", "event": "Test Event", "messageId": "node-invalid",
+                       "properties": {"schema_id": TEST_EVENT, "test_property": 2}}],
+        ]
+        assert send(node_sdk, url, "/v1/batch", calls, write_key=SERVER_KEY) == []
+    assert errors == []
+    assert {key: sorted(segment.message_ids(key)) for key in segment.by_key()} == {
+        WEB_KEY: ["py-valid"], SERVER_KEY: ["node-valid"], SHARED_INVALID_KEY: ["node-invalid", "py-invalid"]}
+    libraries = {event["messageId"]: event["context"]["library"]["name"] for event in segment.events(SHARED_INVALID_KEY)}
+    assert libraries == {"py-invalid": "analytics-python", "node-invalid": "@segment/analytics-node"}
+
+
+def test_two_sdks_with_separate_valid_keys(node_sdk, tmp_path, segment):
+    """The iOS source's explicit valid key and own invalid key: the Node SDK sends with the iOS key, and nothing of
+    it reaches the web source's keys."""
+    with serve(sources_registry(tmp_path, segment.url)) as url:
+        calls = [["track", {"userId": "u1", "event": "Test Event", "messageId": f"ios-{n}",
+                            "properties": {"schema_id": TEST_EVENT, "test_property": value}}]
+                 for n, value in enumerate(["ok", 3])]
+        assert send(node_sdk, url, "/v1/batch", calls, write_key=IOS_KEY) == []
+        assert send(node_sdk, url, "/v1/batch", [["track", {"userId": "u1", "event": "Test Event", "messageId": "web-0",
+                    "properties": {"schema_id": TEST_EVENT, "test_property": "ok"}}]], write_key=WEB_KEY) == []
+    assert segment.by_key() == {IOS_VALID_KEY: 1, IOS_INVALID_KEY: 1, WEB_KEY: 1}
+    assert segment.message_ids(IOS_VALID_KEY) == ["ios-0"] and segment.message_ids(IOS_INVALID_KEY) == ["ios-1"]
 
 
 def test_node_sdk_against_a_tracking_plan_without_schema_ids(node_sdk, segment):

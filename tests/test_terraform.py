@@ -258,6 +258,17 @@ def test_schemas_wait_for_the_check_and_the_bucket_set_up(workspace: Workspace) 
         assert f'"aws_s3_object.schema" -> "{dependency}"' in graph.stdout
 
 
+def test_the_document_waits_for_the_buckets_protections(workspace: Workspace) -> None:
+    """Written into a bucket already versioned (a bad document can be rolled back), encrypted and TLS-only."""
+    graph = workspace.terraform("graph")
+    assert graph.returncode == 0, graph.stderr
+    # The policy itself waits for the public access block.
+    for protection in ("aws_s3_bucket_versioning.this", "aws_s3_bucket_server_side_encryption_configuration.this",
+                       "aws_s3_bucket_policy.this"):
+        assert f'"aws_s3_object.config" -> "{protection}"' in graph.stdout
+    assert '"aws_lambda_function.this" -> "aws_s3_object.config"' in graph.stdout
+
+
 def checkov_binary() -> str | None:
     return shutil.which("checkov") or shutil.which("checkov", path=str(Path(sys.executable).parent))
 

@@ -54,58 +54,81 @@ class S3Endpoint(NamedTuple):
     addressing_style: str = "auto"  # one of S3_ADDRESSING_STYLES
 
 
+class S3Object(NamedTuple):
+    bucket: str
+    region: str | None
+    key: str
+
+
 class Settings(NamedTuple):
     """Everything the registry needs to run; built once per process by `from_env`."""
 
     schemas: S3Location | Path
-    # None means "write events to local files" (only allowed for the local server).
     valid_write_key: str | None
     invalid_write_key: str | None
-    segment_api_host: str
+    # None means "write events to local files" (only allowed for the local server).
+    segment_api_host: str | None
     # Empty means "accept any key" (only allowed for the local server).
     allowed_write_keys: tuple[str, ...]
     schema_cache_ttl: float
     events_dir: Path
     debug: bool
+    # The configuration document (plans, controls, sources); None: the variables above are the whole configuration.
+    config: S3Object | Path | None = None
+    # The local server: an empty allowlist accepts any key, and without Segment keys events go to files.
+    local: bool = False
     s3: S3Endpoint = S3Endpoint(None)
     # None when the environment holds none: allowed only locally, where boto3's chain (profiles, SSO) finds them.
     aws_credentials: Credentials | None = None
 
     @property
     def forwards_to_segment(self) -> bool:
-        return self.valid_write_key is not None
+        return self.segment_api_host is not None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, local: bool = False) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, local: bool = False,
+                 config_file: str | None = None) -> Settings:
+        """`config_file` (the local server's --config) overrides REGISTRY_CONFIG."""
         env = os.environ if environ is None else environ
+        if config_file is not None:
+            env = {**env, "REGISTRY_CONFIG": config_file}
         valid_key = _optional(env, "VALID_SEGMENT_WRITE_KEY")
         invalid_key = _optional(env, "INVALID_SEGMENT_WRITE_KEY")
         if (valid_key is None) != (invalid_key is None):
             raise ConfigError("set both VALID_SEGMENT_WRITE_KEY and INVALID_SEGMENT_WRITE_KEY, or neither")
         allowed = tuple(key.strip() for key in env.get("REGISTRY_WRITE_KEYS", "").split(",") if key.strip())
+        schemas = _schema_location(env, local)
+        config = _config_location(env, schemas)
+        # Locally, events go to files unless Segment is named: by its host, or by the pair of keys.
+        forwards = not local or valid_key is not None or _optional(env, "SEGMENT_API_HOST") is not None
         settings = cls(
-            schemas=_schema_location(env, local),
+            schemas=schemas,
             valid_write_key=valid_key,
             invalid_write_key=invalid_key,
-            segment_api_host=_url(env, "SEGMENT_API_HOST", DEFAULT_SEGMENT_API_HOST),
+            segment_api_host=_url(env, "SEGMENT_API_HOST", DEFAULT_SEGMENT_API_HOST) if forwards else None,
             allowed_write_keys=allowed,
             schema_cache_ttl=_seconds(env, "SCHEMA_CACHE_TTL_SECONDS", DEFAULT_SCHEMA_CACHE_TTL_SECONDS),
             events_dir=Path(env.get("EVENTS_DIR") or DEFAULT_EVENTS_DIR),
             debug=_flag(env, "DEBUG"),
+            config=config,
+            local=local,
             s3=_s3_endpoint(env),
             aws_credentials=_credentials(env),
         )
-        if not local:
-            if isinstance(settings.schemas, S3Location):
-                if settings.aws_credentials is None:
-                    raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set; the Lambda runtime sets "
-                                      "them from the function's role")
-                if settings.s3.region is None:
-                    raise ConfigError("AWS_REGION is not set (the Lambda runtime sets it); or set REGISTRY_BUCKET_REGION")
-            if not settings.forwards_to_segment:
-                raise ConfigError("VALID_SEGMENT_WRITE_KEY and INVALID_SEGMENT_WRITE_KEY are required in Lambda")
+        if not local and isinstance(schemas, S3Location):
+            if settings.aws_credentials is None:
+                raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set; the Lambda runtime sets "
+                                  "them from the function's role")
+            if settings.s3.region is None:
+                raise ConfigError("AWS_REGION is not set (the Lambda runtime sets it); or set REGISTRY_BUCKET_REGION")
+        # With a document, its sources may stand in for these variables; the document is checked when read.
+        if not local and config is None:
+            if valid_key is None:
+                raise ConfigError("VALID_SEGMENT_WRITE_KEY and INVALID_SEGMENT_WRITE_KEY are required in Lambda "
+                                  "(or sources in a configuration document, REGISTRY_CONFIG_KEY)")
             if not allowed:
-                raise ConfigError("REGISTRY_WRITE_KEYS is empty: list the write keys your SDKs send, comma-separated")
+                raise ConfigError("REGISTRY_WRITE_KEYS is empty: list the write keys your SDKs send, comma-separated "
+                                  "(or declare sources in a configuration document, REGISTRY_CONFIG_KEY)")
         return settings
 
 
@@ -135,6 +158,24 @@ def _schema_location(env: Mapping[str, str], local: bool) -> S3Location | Path:
     if not path.is_dir():
         raise ConfigError(f"SCHEMA_DIR={str(path)!r} is not a directory (point it at a Reflekt project's schemas/)")
     return path
+
+
+def _config_location(env: Mapping[str, str], schemas: S3Location | Path) -> S3Object | Path | None:
+    key = _optional(env, "REGISTRY_CONFIG_KEY")
+    path = _optional(env, "REGISTRY_CONFIG")
+    if key and path:
+        raise ConfigError("set REGISTRY_CONFIG (a file) or REGISTRY_CONFIG_KEY (an object in REGISTRY_BUCKET), not both")
+    if key:
+        if not isinstance(schemas, S3Location):
+            raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} names an object in REGISTRY_BUCKET, which is not set")
+        if key.startswith("/") or key.endswith("/"):
+            raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} must be an object key such as registry/config.json")
+        return S3Object(schemas.bucket, schemas.region, key)
+    if path:
+        if not Path(path).is_file():
+            raise ConfigError(f"REGISTRY_CONFIG={path!r} is not a file (point it at the configuration document)")
+        return Path(path).resolve()
+    return None
 
 
 def _s3_endpoint(env: Mapping[str, str]) -> S3Endpoint:

@@ -23,6 +23,8 @@ MAX_EVENT_BYTES = 32 << 10
 MAX_BATCH_BYTES = 475_000
 # Segment answers 200 but drops the events past 2,500 in one batch.
 MAX_BATCH_EVENTS = 2_500
+# Batches posted at once: a valid and an invalid destination, plus the extra batches of an unusually large request.
+CONCURRENT_POSTS = 4
 
 
 class SegmentClient:
@@ -40,8 +42,9 @@ class SegmentClient:
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
-        # One source's batches: usually one at a time, several at once only for an unusually large request.
-        self.pool = pool or urllib3.PoolManager(num_pools=1, maxsize=4, retries=False)
+        # One pool for the host, whatever the number of write keys (the key is a header, not a connection), with
+        # room for as many connections as the Forwarder posts batches at once.
+        self.pool = pool or urllib3.PoolManager(num_pools=1, maxsize=CONCURRENT_POSTS, retries=False)
 
     def post_batch(self, write_key: str, lines: Sequence[bytes], sent_at: str | None) -> None:
         """Raises DeliveryError, naming the last failure, when the batch is not accepted within the budget."""
@@ -76,7 +79,7 @@ class Destination(Protocol):
 
 
 class SegmentSource(NamedTuple):
-    """One Segment source, addressed by its write key."""
+    """One Segment source, addressed by its write key; equal keys on one client are one destination."""
 
     client: SegmentClient
     write_key: str
@@ -123,22 +126,35 @@ def pack(lines: Sequence[bytes]) -> list[list[bytes]]:
     return batches
 
 
+class Consignment(NamedTuple):
+    """Events of one request bound for one pair of destinations."""
+
+    valid: Destination
+    invalid: Destination  # also takes the stand-ins for valid events too large for Segment
+    valid_events: list[dict[str, Any]]
+    invalid_events: list[dict[str, Any]]
+
+
 class Forwarder:
-    """Sends valid events to one destination and invalid ones to the other, concurrently."""
+    """Sends each destination its events in batches Segment accepts, concurrently when there are several."""
 
-    # Enough for both destinations to post at once, plus the extra batches of an unusually large request.
-    WORKERS = 4
-
-    def __init__(self, valid: Destination, invalid: Destination):
-        self.valid = valid
-        self.invalid = invalid
+    def __init__(self) -> None:
         self._executor: Any = None  # made on the first request that needs it: a cold start may never
 
-    def deliver(self, valid: list[dict[str, Any]], invalid: list[dict[str, Any]], sent_at: str | None) -> None:
-        valid_lines, moved = _encode_all(valid)
-        invalid_lines, shrunk = _encode_all(invalid + moved)
-        invalid_lines += [encode(stand_in) for stand_in in shrunk]  # a stand-in always fits
-        jobs = [(self.valid, batch) for batch in pack(valid_lines)] + [(self.invalid, batch) for batch in pack(invalid_lines)]
+    def deliver(self, consignments: Sequence[Consignment], sent_at: str | None) -> None:
+        """Events for one destination (one write key) share batches, whichever consignment they came in."""
+        lines: dict[Destination, list[bytes]] = {}
+        for consignment in consignments:
+            valid_lines, moved = _encode_all(consignment.valid_events)
+            invalid_lines, shrunk = _encode_all(consignment.invalid_events + moved)
+            invalid_lines += [encode(stand_in) for stand_in in shrunk]  # a stand-in always fits
+            for destination, encoded in ((consignment.valid, valid_lines), (consignment.invalid, invalid_lines)):
+                if encoded:
+                    lines.setdefault(destination, []).extend(encoded)
+        self._post_all([(destination, batch) for destination, encoded in lines.items() for batch in pack(encoded)], sent_at)
+
+    def _post_all(self, jobs: list[tuple[Destination, list[bytes]]], sent_at: str | None) -> None:
+        """Posts every batch; raises the first DeliveryError once all have been tried."""
         if len(jobs) <= 1:  # the common case needs no thread hand-off
             for destination, batch in jobs:
                 destination.send(batch, sent_at)
@@ -146,7 +162,7 @@ class Forwarder:
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._executor = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="forward")
+            self._executor = ThreadPoolExecutor(max_workers=CONCURRENT_POSTS, thread_name_prefix="forward")
         futures = [self._executor.submit(destination.send, batch, sent_at) for destination, batch in jobs]
         errors = [error for error in (future.exception() for future in futures) if error is not None]
         if errors:

@@ -1,57 +1,49 @@
-"""The Lambda entry point: decode the request, check its write key, validate each event, forward both sets."""
+"""The Lambda entry point: decode the request, find its source by write key, validate each event under that
+source's policy, forward each set to the source's destinations."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from . import log, payload, routes
-from .auth import WriteKeyAllowlist
+from . import log, payload, routes, routing
 from .cdn_settings import settings_document
 from .config import S3Location, Settings
-from .controls import DEFAULT_POLICY, Policy
+from .document_store import DocumentStore, Fixed, open_configuration
 from .errors import ConfigError, RegistryError
-from .forwarder import Destination, Forwarder, JsonlFile, SegmentClient, SegmentSource
+from .forwarder import Forwarder
 from .metrics import NO_METRICS, EmfMetrics, Metrics
 from .request import ApiGatewayEvent
 from .responses import ACCEPTED, PREFLIGHT, Response, error_response
 from .routes import Action
+from .routing import Outlets, open_outlets
 from .s3 import S3Client
 from .schemas import open_store
-from .validator import Validator, partition
+from .validator import Validator
 
 logger = log.get_logger()
 
 
 class Registry:
-    def __init__(self, allowlist: WriteKeyAllowlist, validator: Validator, forwarder: Forwarder, metrics: Metrics = NO_METRICS,
-                 policy: Policy = DEFAULT_POLICY):
-        self.allowlist = allowlist
+    def __init__(self, configuration: Fixed | DocumentStore, validator: Validator, forwarder: Forwarder,
+                 outlets: Outlets, metrics: Metrics = NO_METRICS):
+        self.configuration = configuration
         self.validator = validator
         self.forwarder = forwarder
+        self.outlets = outlets
         self.metrics = metrics
-        self.policy = policy  # the tracking plans and controls events are judged under
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS, s3: S3Client | None = None) -> Registry:
-        """`s3` is the one S3 client every reader of the bucket shares; by default it signs with the credentials
-        in the settings (the Lambda's)."""
-        valid: Destination
-        invalid: Destination
-        if settings.forwards_to_segment:
-            # A client (and its pool) per source: each keeps its own warm connection, however the two posts of
-            # the first invocation happen to overlap.
-            valid = SegmentSource(SegmentClient(settings.segment_api_host), settings.valid_write_key)
-            invalid = SegmentSource(SegmentClient(settings.segment_api_host), settings.invalid_write_key)
-        else:
-            valid = JsonlFile(settings.events_dir / "valid.jsonl")
-            invalid = JsonlFile(settings.events_dir / "invalid.jsonl")
+        """`s3` is the one S3 client every reader of the bucket shares (schemas, their index, the configuration
+        document); by default it signs with the credentials in the settings (the Lambda's)."""
         if s3 is None and isinstance(settings.schemas, S3Location):
             if settings.aws_credentials is None:
                 raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and schemas are in S3")
             s3 = S3Client(settings.s3, settings.aws_credentials)
+        configuration = open_configuration(settings, s3)
         store = open_store(settings.schemas, settings.schema_cache_ttl, s3)
-        return cls(WriteKeyAllowlist(settings.allowed_write_keys), Validator(store), Forwarder(valid, invalid), metrics)
+        return cls(configuration, Validator(store), Forwarder(), open_outlets(settings), metrics)
 
     def handle(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         event = ApiGatewayEvent(raw_event)
@@ -72,17 +64,19 @@ class Registry:
         if route.action is Action.PREFLIGHT:
             return PREFLIGHT
         if route.action is Action.SETTINGS:
-            self.allowlist.check([route.write_key])
+            self.configuration.current().router.source_for([route.write_key])
             return Response(200, settings_document(event, route))
         if route.action is Action.METRICS:
             return ACCEPTED
         envelope = payload.decode(event, route)
-        self.allowlist.check(envelope.write_keys)
-        verdicts = [self.validator.check(message, self.policy) for message in envelope.events]
-        valid, invalid = partition(envelope.events, verdicts)
+        source = self.configuration.current().router.source_for(envelope.write_keys)
+        verdicts = [self.validator.check(message, source.policy) for message in envelope.events]
+        consignments = routing.consign(self.outlets, source, envelope.events, envelope.sent_with, verdicts)
         with self.metrics.forwarding(verdicts):
-            self.forwarder.deliver(valid, invalid, envelope.sent_at)
-        logger.info("forwarded", extra={"fields": {"path": event.path, "valid": len(valid), "invalid": len(invalid)}})
+            self.forwarder.deliver(consignments, envelope.sent_at)
+        logger.info("forwarded", extra={"fields": {
+            "path": event.path, "source": source.name, "valid": sum(len(c.valid_events) for c in consignments),
+            "invalid": sum(len(c.invalid_events) for c in consignments)}})
         return ACCEPTED
 
 

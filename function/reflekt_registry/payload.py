@@ -24,6 +24,7 @@ BATCH_LEVEL_OBJECTS = ("context", "integrations")
 class Envelope(NamedTuple):
     events: list[dict[str, Any]]
     write_keys: frozenset[str]  # every key the request presented: header, body and per-event
+    sent_with: list[str]  # each event's key: its own writeKey, else the request's (Basic auth, else body)
     sent_at: str | None  # the client's clock when it sent, which Segment needs to correct timestamps
 
 
@@ -31,7 +32,9 @@ def decode(event: ApiGatewayEvent, route: Route) -> Envelope:
     body = event.json_body
     if not isinstance(body, dict):
         raise BadRequestError(f"body is a JSON {_json_type(body)}; expected an object")
-    keys = set(filter(None, [_basic_auth_key(event.headers.get("authorization")), _key(body, "writeKey", "body")]))
+    request_keys = list(filter(None, [_basic_auth_key(event.headers.get("authorization")), _key(body, "writeKey", "body")]))
+    keys = set(request_keys)
+    sent_with = []
     if route.action is Action.BATCH:
         events = _batch_events(body)
         sent_at = body.get("sentAt")
@@ -43,16 +46,20 @@ def decode(event: ApiGatewayEvent, route: Route) -> Envelope:
     for index, message in enumerate(events):
         where = f"batch[{index}]" if route.action is Action.BATCH else "body"
         _check_type(message, where)
-        key = _key(message, "writeKey", where)
+        key = _key(message, "writeKey", where) or (request_keys[0] if request_keys else None)
         if key:
             keys.add(key)
+        sent_with.append(key)
         # The inbound key must never reach Segment inside an event forwarded under another source's key.
         message.pop("writeKey", None)
         _fill_defaults(message, event.source_ip)
     if not keys:
         raise UnauthorizedError("no write key: send it as Basic auth (the SDK default) or as writeKey in the body")
+    if None in sent_with:  # only some events carry their own key: the others could go on under no source's key
+        where = f"batch[{sent_with.index(None)}]"
+        raise UnauthorizedError(f"{where} has no writeKey, and the request presents none for it")
     usable_sent_at = sent_at if isinstance(sent_at, str) and len(sent_at) <= MAX_SENT_AT_CHARS else None
-    return Envelope(events, frozenset(keys), usable_sent_at)
+    return Envelope(events, frozenset(keys), sent_with, usable_sent_at)
 
 
 def _batch_events(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ SUPPORTED_DIALECTS = {
 # Reflekt writes draft-07; a schema that names no dialect is read as that.
 DEFAULT_DIALECT = "http://json-schema.org/draft-07/schema#"
 # A Reflekt $id is a relative path of plain segments ending in .json (e.g. segment/demo/Test_Event/1-0.json).
-SCHEMA_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*\.json")
+SCHEMA_ID_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+SCHEMA_ID_PATTERN = re.compile(rf"{SCHEMA_ID_SEGMENT}(?:/{SCHEMA_ID_SEGMENT})*\.json")
 # S3 keys stop at 1,024 bytes; real ids are far shorter, and a cap keeps junk out of logs and cache keys.
 MAX_SCHEMA_ID_LENGTH = 512
 # An id that does not exist is looked up again after this long, so publishing it takes effect quickly

@@ -261,7 +261,7 @@ run "rejects_bad_inputs" {
     log_retention_in_days = 10
     schema_prefix         = "schemas"
     segment_api_host      = "http://api.segment.io"
-    registry_write_keys   = []
+    registry_write_keys   = ["has space"]
     endpoint_type         = "rest_api"
   }
 

@@ -12,15 +12,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from ..errors import BadRequestError, MethodNotAllowedError, NotFoundError, RegistryError
-from ..forwarder import Destination, Forwarder
+from ..document import Source
+from ..forwarder import Destination
+from ..handler import Registry
 from ..metrics import NO_SCHEMA_ID
 from ..plans import plan_of
 from ..request import ApiGatewayEvent
 from ..responses import PREFLIGHT, Response, error_response
+from ..routing import Outlets
 from ..validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
 
 # Enough for a CI run or an afternoon of clicking through an app, and bounded: at Segment's 32 KB per event
@@ -29,7 +32,7 @@ MAX_RECENT_EVENTS = 1_000
 VALID, INVALID = "valid", "invalid"
 STATUSES = (VALID, INVALID)
 PREFIX = "/registry"
-FILTERS = ("status", "schema_id", "event", "type", "plan")
+FILTERS = ("status", "source", "schema_id", "event", "type", "plan")
 # Where unplanned track events are counted and filtered: they have no schema id.
 UNPLANNED = "(unplanned)"
 PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
@@ -43,6 +46,7 @@ class SeenEvent:
     id: int  # unique for the server's lifetime, resets included, so a page can tell events apart
     forwarded_at: str
     status: str
+    source: str  # the name of the source whose key the event came with
     type: str
     event: str | None  # the track event, or the page or screen name
     schema_id: str | None
@@ -54,7 +58,7 @@ class SeenEvent:
     omitted: list[str]  # properties or traits the controls removed before forwarding it
 
     @classmethod
-    def of(cls, id: int, status: str, event: dict[str, Any], forwarded_at: str) -> SeenEvent:
+    def of(cls, id: int, status: str, source: str, event: dict[str, Any], forwarded_at: str) -> SeenEvent:
         # validator.annotate wrote the record into every invalid event (even an oversized one's stand-in) and into
         # valid ones it decided something about; a client cannot forge it, since payload.decode removes it.
         context = event.get("context")
@@ -64,7 +68,7 @@ class SeenEvent:
         else:
             payload = event.get(VALIDATED_FIELD.get(event["type"], ""))
             schema_id, violations, annotation = payload.get(SCHEMA_ID_FIELD) if isinstance(payload, dict) else None, [], {}
-        return cls(id, forwarded_at, status, event["type"], event.get("event") or event.get("name"), schema_id,
+        return cls(id, forwarded_at, status, source, event["type"], event.get("event") or event.get("name"), schema_id,
                    event.get("messageId"), violations, event, plan_of(schema_id) if isinstance(schema_id, str) else None,
                    annotation.get("unplanned", False), annotation.get("omitted", []))
 
@@ -79,23 +83,24 @@ class RecentEvents:
     def __init__(self, capacity: int = MAX_RECENT_EVENTS, clock: Callable[[], float] = time.time):
         self.clock = clock
         self._events: deque[SeenEvent] = deque(maxlen=capacity)
-        self._counts: Counter[tuple[str, str]] = Counter()  # (schema key, status) -> events
+        self._counts: Counter[tuple[str, str, str]] = Counter()  # (source, schema key, status) -> events
         self._next_id = 1
         self._lock = threading.Lock()
 
-    def add(self, status: str, events: Sequence[dict[str, Any]]) -> None:
+    def add(self, status: str, source: str, events: Sequence[dict[str, Any]]) -> None:
         forwarded_at = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         with self._lock:
             for event in events:
-                seen = SeenEvent.of(self._next_id, status, event, forwarded_at)
+                seen = SeenEvent.of(self._next_id, status, source, event, forwarded_at)
                 self._next_id += 1
                 self._events.appendleft(seen)
-                self._counts[seen.schema_key, status] += 1
+                self._counts[source, seen.schema_key, status] += 1
 
-    def matching(self, status: str | None = None, schema_id: str | None = None, event: str | None = None,
-                 type: str | None = None, plan: str | None = None, limit: int | None = None) -> list[SeenEvent]:
+    def matching(self, status: str | None = None, source: str | None = None, schema_id: str | None = None,
+                 event: str | None = None, type: str | None = None, plan: str | None = None,
+                 limit: int | None = None) -> list[SeenEvent]:
         """Newest first; every given filter must match, and at most `limit` are returned."""
-        wanted = {"status": status, "schema_key": schema_id, "event": event, "type": type, "plan": plan}
+        wanted = {"status": status, "source": source, "schema_key": schema_id, "event": event, "type": type, "plan": plan}
         with self._lock:
             found = [seen for seen in self._events
                      if all(value is None or getattr(seen, name) == value for name, value in wanted.items())]
@@ -105,10 +110,14 @@ class RecentEvents:
         with self._lock:
             counts = dict(self._counts)
         schemas: dict[str, dict[str, int]] = {}
-        for (schema, status), count in sorted(counts.items()):
-            schemas.setdefault(schema, dict.fromkeys(STATUSES, 0))[status] = count
+        sources: dict[str, dict[str, Any]] = {}
+        for (source, schema, status), count in sorted(counts.items()):
+            schemas.setdefault(schema, dict.fromkeys(STATUSES, 0))[status] += count
+            of_source = sources.setdefault(source, {**dict.fromkeys(STATUSES, 0), "schemas": {}})
+            of_source[status] += count
+            of_source["schemas"].setdefault(schema, dict.fromkeys(STATUSES, 0))[status] = count
         by_status = {status: sum(s[status] for s in schemas.values()) for status in STATUSES}
-        return {"total": sum(by_status.values()), **by_status, "schemas": schemas}
+        return {"total": sum(by_status.values()), **by_status, "schemas": schemas, "sources": sources}
 
     def reset(self) -> None:
         with self._lock:
@@ -116,24 +125,35 @@ class RecentEvents:
             self._counts.clear()
 
 
-@dataclass
-class Recording:
-    """A destination that notes each event it delivered, as `status`, in the recent events."""
+class Recording(NamedTuple):
+    """A destination that notes each event it delivered, as `status` of `source`, in the recent events. A value,
+    so that equal destinations stay equal once wrapped and the Forwarder still batches them together."""
 
     inner: Destination
     status: str
+    source: str
     recent: RecentEvents
 
     def send(self, lines: Sequence[bytes], sent_at: str | None) -> None:
         self.inner.send(lines, sent_at)
         # Only after delivery: an event Segment refused is retried by the SDK and must not be listed twice.
-        self.recent.add(self.status, [json.loads(line) for line in lines])
+        self.recent.add(self.status, self.source, [json.loads(line) for line in lines])
 
 
-def record(forwarder: Forwarder, recent: RecentEvents) -> None:
-    """Has the forwarder's two destinations note in `recent` every event they deliver."""
-    forwarder.valid = Recording(forwarder.valid, VALID, recent)
-    forwarder.invalid = Recording(forwarder.invalid, INVALID, recent)
+class RecordingOutlets(NamedTuple):
+    """The registry's outlets, with every destination they give noting what it delivered in `recent`."""
+
+    inner: Outlets
+    recent: RecentEvents
+
+    def for_source(self, source: Source, sent_with: str) -> tuple[Destination, Destination]:
+        valid, invalid = self.inner.for_source(source, sent_with)
+        return Recording(valid, VALID, source.name, self.recent), Recording(invalid, INVALID, source.name, self.recent)
+
+
+def record(registry: Registry, recent: RecentEvents) -> None:
+    """Has every destination of the registry note in `recent` each event it delivers."""
+    registry.outlets = RecordingOutlets(registry.outlets, recent)
 
 
 def _events(recent: RecentEvents, query: dict[str, str]) -> Response:

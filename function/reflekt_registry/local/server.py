@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import log
 from ..config import S3Location, Settings
-from ..errors import ConfigError
+from ..errors import RegistryError
 from ..handler import Registry
 from ..request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
 from .aws import local_s3_client
@@ -74,7 +74,7 @@ def _size(text: str | bytes, base: int) -> int:
 def make_server(registry: Registry, host: str, port: int, recent: RecentEvents | None = None) -> ThreadingHTTPServer:
     """The server, with the registry's destinations wrapped so that the inspection API lists what they deliver."""
     inspection = InspectionApi(recent or RecentEvents())
-    record(registry.forwarder, inspection.recent)
+    record(registry, inspection.recent)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as SDKs expect
@@ -131,21 +131,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev serve", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--config", metavar="FILE", help="the configuration document (plans, controls, sources); "
+                        "default: REGISTRY_CONFIG, else none")
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env(local=True)
+        settings = Settings.from_env(local=True, config_file=args.config)
+        logger = log.configure(settings.debug)  # before the registry, which logs the document it reads
         s3 = local_s3_client(settings.s3, settings.aws_credentials) if isinstance(settings.schemas, S3Location) else None
-    except ConfigError as e:
+        registry = Registry.from_settings(settings, s3=s3)
+    except RegistryError as e:  # a bad setting or document, or a document that cannot be read
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
-    logger = log.configure(settings.debug)
-    server = make_server(Registry.from_settings(settings, s3=s3), args.host, args.port)
+    server = make_server(registry, args.host, args.port)
+    document = registry.configuration.current().document
+    folders = "<source>/" if document.declared else ""
     destination = (f"Segment at {settings.segment_api_host}" if settings.forwards_to_segment
-                   else f"{settings.events_dir}/valid.jsonl and {settings.events_dir}/invalid.jsonl")
+                   else f"{settings.events_dir}/{folders}valid.jsonl and {settings.events_dir}/{folders}invalid.jsonl")
     print(f"reflekt-registry listening on http://{args.host}:{server.server_port}", file=sys.stderr)
     print(f"  schemas: {settings.schemas}", file=sys.stderr)
     print(f"  events:  {destination}", file=sys.stderr)
-    if not settings.allowed_write_keys:
+    if document.declared:
+        print(f"  sources: {', '.join(source.name for source in document.sources)} (from {settings.config}; "
+              f"re-read every {settings.schema_cache_ttl:g} s)", file=sys.stderr)
+    elif document.default_source is not None:
         print("  write keys: ANY key is accepted (set REGISTRY_WRITE_KEYS to enforce an allowlist)", file=sys.stderr)
     print(f"  inspect: http://{args.host}:{server.server_port}{PREFIX}/ (JSON at {PREFIX}/events and {PREFIX}/summary)",
           file=sys.stderr)

@@ -2,6 +2,7 @@
 
     python -m reflekt_registry.tools.check_events events.jsonl --schemas path/to/project/schemas
     python -m reflekt_registry.tools.check_events export.jsonl.gz --bucket my-registry-bucket [--prefix schemas/]
+    python -m reflekt_registry.tools.check_events events.jsonl --schemas DIR --config config.json --source web
 
 Events without a schema_id are looked up by name and version in the tracking plans (--plan, repeatable; by
 default every schema). Each line holds one event or a {"batch": [...]} envelope (a Segment export, or requests an app made). Prints the
@@ -25,6 +26,7 @@ from typing import Any
 
 from ..config import DEFAULT_SCHEMA_PREFIX, S3Location, s3_from_env
 from ..controls import DEFAULT_POLICY, Policy
+from ..document import ENVIRONMENT_SOURCE, Environment, Source, parse
 from ..errors import ConfigError, SchemaStoreUnavailableError
 from ..local.aws import local_s3_client
 from ..metrics import NO_SCHEMA_ID
@@ -105,6 +107,26 @@ def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator, po
     return reports
 
 
+# CI judges events and forwards none: the document needs no keys for Segment, as for the local server with files.
+_NO_FORWARDING = Environment(Source(ENVIRONMENT_SOURCE, (), DEFAULT_POLICY, None, None), forwarding=False, local=True)
+
+
+def source_policy(config: Path, name: str | None) -> Policy:
+    """The plans and controls the registry holds source `name` of the document in `config` to.
+
+    Raises ConfigError naming the key at fault, or the source that is not there."""
+    document = parse(config.read_bytes(), _NO_FORWARDING)
+    if not document.declared:
+        if name is not None:
+            raise ConfigError(f"--source {name}: the document declares no sources")
+        return document.sources[0].policy
+    names = [source.name for source in document.sources]
+    if name not in names:
+        raise ConfigError(f"--source {'is required' if name is None else repr(name) + ' is not in the document'}: "
+                          f"name one of {', '.join(names)}")
+    return document.sources[names.index(name)].policy
+
+
 def render(reports: dict[str, SchemaReport]) -> str:
     width = max(len("schema_id"), *map(len, reports))
     lines = [f"{'schema_id':<{width}}  {'valid':>7}  {'invalid':>7}"]
@@ -135,9 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", help="the bucket's region (default: the AWS configuration's)")
     parser.add_argument("--plan", action="append", default=[], metavar="PREFIX",
                         help="a tracking plan: the $id prefix events are looked up by name in (e.g. jaffle_shop/); repeatable")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="the registry's configuration document, for the "
+                        "plans and controls events are judged by (instead of --plan)")
+    parser.add_argument("--source", metavar="NAME", help="judge the events as this source of --config would be judged")
     args = parser.parse_args(argv)
     if args.schemas is not None and not args.schemas.is_dir():
         parser.error(f"--schemas {args.schemas} is not a directory")
+    if args.source is not None and args.config is None:
+        parser.error("--source needs --config, the document that declares the source")
+    if args.plan and args.config is not None:
+        parser.error("--plan and --config both name plans: give the plans in the document, or drop --config")
+    try:
+        policy = Policy(plans_of(args.plan)) if args.config is None else source_policy(args.config, args.source)
+    except OSError as e:
+        return _fail(f"cannot read {args.config}: {e.strerror or e}")
+    except ConfigError as e:
+        return _fail(f"{args.config}: {e}")
     prefix = args.prefix if not args.prefix or args.prefix.endswith("/") else args.prefix + "/"
     if args.schemas is not None:
         store = open_store(args.schemas, SCHEMA_CACHE_TTL)
@@ -150,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(S3Location(args.bucket, args.region, prefix), SCHEMA_CACHE_TTL, s3)
     validator = Validator(store)
     try:
-        reports = check(read_events(read_lines(args.events)), validator, Policy(plans_of(args.plan)))
+        reports = check(read_events(read_lines(args.events)), validator, policy)
     except (OSError, EOFError, zlib.error) as e:  # missing, unreadable, or a broken gzip stream
         return _fail(f"cannot read {args.events}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
     except UnreadableInput as e:

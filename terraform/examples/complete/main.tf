@@ -16,6 +16,8 @@ module "reflekt_registry" {
   registry_write_keys       = var.registry_write_keys
   valid_segment_write_key   = var.valid_segment_write_key
   invalid_segment_write_key = var.invalid_segment_write_key
+  sources                   = var.sources
+  invalid_write_key         = var.invalid_write_key
   segment_api_host          = var.segment_api_host
 
   # "function_url" drops API Gateway (and its per-request charge); reserved concurrency is then the only throttle.
