@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from reflekt_registry.config import Credentials, S3Endpoint
 from reflekt_registry.errors import S3Error
 from reflekt_registry.retry import RetryPolicy
-from reflekt_registry.s3 import (ListedObject, NotModified, S3Client, S3Object, authorization, is_virtual_host_compatible,
+from reflekt_registry.s3 import (ListedObject, NotModified, S3Client, StoredObject, authorization, is_virtual_host_compatible,
                                  object_url, signed_request)
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "sigv4_vectors.json").read_text())
@@ -136,7 +136,7 @@ def client(moto_url) -> S3Client:
 def test_get_returns_the_body_and_etag(s3, client):
     s3.put_object(Bucket=BUCKET, Key="schemas/a b/ሴ.json", Body=b"{}")
     got = client.get(BUCKET, "schemas/a b/ሴ.json")
-    assert got == S3Object(b"{}", s3.head_object(Bucket=BUCKET, Key="schemas/a b/ሴ.json")["ETag"])
+    assert got == StoredObject(b"{}", s3.head_object(Bucket=BUCKET, Key="schemas/a b/ሴ.json")["ETag"])
 
 
 def test_a_conditional_get_is_not_modified_until_the_object_changes(s3, client):

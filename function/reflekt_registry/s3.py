@@ -38,7 +38,9 @@ class CredentialSource(Protocol):
         """Credentials valid now; a refreshing source (local profiles, SSO) may return new ones each time."""
 
 
-class S3Object(NamedTuple):
+class StoredObject(NamedTuple):
+    """An object as GET returns it (config.S3Object is where one lives)."""
+
     body: bytes
     etag: str  # equal ETags mean equal bodies
 
@@ -163,7 +165,7 @@ class S3Client:
         self.now = now
         self.pool = pool or urllib3.PoolManager(num_pools=POOL_HOSTS, maxsize=POOL_CONNECTIONS_PER_HOST, retries=False)
 
-    def get(self, bucket: str, key: str, if_none_match: str | None = None) -> S3Object | NotModified | None:
+    def get(self, bucket: str, key: str, if_none_match: str | None = None) -> StoredObject | NotModified | None:
         """The object; NotModified when its ETag is still `if_none_match`; None when there is no such key."""
         headers = {"If-None-Match": if_none_match} if if_none_match else {}
         response = self._request("GET", bucket, key, headers=headers)
@@ -172,7 +174,7 @@ class S3Client:
         if response.status == 404 and _error_code(response.data) == "NoSuchKey":
             return None
         self._expect(response, 200, "GET", bucket, key)
-        return S3Object(response.data, response.headers.get("ETag", ""))
+        return StoredObject(response.data, response.headers.get("ETag", ""))
 
     def list(self, bucket: str, prefix: str = "", page_keys: int = LIST_PAGE_KEYS) -> Iterator[ListedObject]:
         """Every object under the prefix, in key order; one request per page, made only as the caller reads on."""

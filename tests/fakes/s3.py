@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reflekt_registry.errors import S3Error
-from reflekt_registry.s3 import LIST_PAGE_KEYS, ListedObject, NotModified, S3Object
+from reflekt_registry.s3 import LIST_PAGE_KEYS, ListedObject, NotModified, StoredObject
 
 
 def answered(status: int, code: str) -> Callable[[str], S3Error]:
@@ -63,14 +63,14 @@ class FakeS3:
         if fault:
             raise fault(f"{operation} s3://{bucket}/{key}")
 
-    def get(self, bucket: str, key: str, if_none_match: str | None = None) -> S3Object | NotModified | None:
+    def get(self, bucket: str, key: str, if_none_match: str | None = None) -> StoredObject | NotModified | None:
         self._call("GET", bucket, key, if_none_match=if_none_match)
         if key not in self.objects:
             return None
         etag = etag_of(self.objects[key])
         if if_none_match == etag:
             return NotModified(etag)
-        return S3Object(self.objects[key], etag)
+        return StoredObject(self.objects[key], etag)
 
     def list(self, bucket: str, prefix: str = "", page_keys: int = LIST_PAGE_KEYS) -> Iterator[ListedObject]:
         keys = sorted(key for key in self.objects if key.startswith(prefix))
