@@ -10,6 +10,13 @@ from helpers import EXAMPLE_SCHEMAS
 from reflekt_registry.tools.publish import check_file, find_schemas, upload
 
 BUCKET = "reflekt-registry-test"
+# What the Lambda runtime sets from the function's role and region, for tests that build Settings from a dict.
+RUNTIME_ENV = {
+    "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "secret",
+    "AWS_SESSION_TOKEN": "token",
+    "AWS_REGION": "eu-west-1",
+}
 PREFIX = "schemas/"
 
 

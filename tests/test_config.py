@@ -10,14 +10,8 @@ import pytest
 from helpers import EXAMPLE_SCHEMAS
 from reflekt_registry.config import Credentials, S3Endpoint, S3Location, S3Object, Settings
 from reflekt_registry.errors import ConfigError
+from s3_support import RUNTIME_ENV
 
-# What the Lambda runtime sets from the function's role and region.
-RUNTIME_ENV = {
-    "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
-    "AWS_SECRET_ACCESS_KEY": "secret",
-    "AWS_SESSION_TOKEN": "token",
-    "AWS_REGION": "eu-west-1",
-}
 LAMBDA_ENV = {
     "REGISTRY_BUCKET": "reflekt-schemas",
     "VALID_SEGMENT_WRITE_KEY": "valid-wk",
