@@ -41,7 +41,7 @@ WARM_ROWS = {
 BY_SCHEMA_ID, BY_NAME = "plan by schema_id", "plan by name"
 PLAN_EVENTS = 500  # events of the benchmark's tracking plan, each with two MINORs
 PLAN_SCHEMAS = 2 * PLAN_EVENTS
-PLAN_BATCH = 100
+PLAN_BATCH = 100  # analytics-python's default upload_size: the largest batch a server SDK sends by default
 # Cold figures, medians of fresh processes (not pytest-benchmark rounds: see test_cold.py).
 COLD_REGISTRY, COLD_ORIGINAL = "cold registry", "cold original"
 # The Lambda's case: python3.13, the unpacked zip alone on the path, no bytecode written; with and without the

@@ -28,8 +28,10 @@ from test_warm import Discard, DiscardOutlets
 
 PLAN = "bench/"
 VERSIONS = ("1-0", "1-1")  # each event has two MINORs: a name lookup must pick the latest
-USED_EVENTS = 100  # a batch cycles over this many of the plan's events
-CACHE_TTL = "3600"
+# A batch names this many distinct events, spread over the plan, so each lookup and compiled schema serves one event
+# as in an app's mixed traffic, rather than one hot schema serving the whole batch.
+USED_EVENTS = 100
+CACHE_TTL = "3600"  # longer than the run (see warm_registry)
 # Turns of each side (odd, so the median is a measured block), each a block of requests long enough (~20-50 ms)
 # that the clock's resolution and one scheduling hiccup do not decide it.
 TURNS = 41

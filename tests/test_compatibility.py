@@ -241,6 +241,27 @@ def test_a_ref_loop_is_reported_not_followed():
     assert "UNRESOLVED_REF" in {p.rule for p in check(BASE, looping)}
 
 
+def test_a_ref_to_a_named_anchor_is_not_read_as_the_root():
+    """draft-06/07 let a subschema name itself with `$id: "#amount"`; fastjsonschema follows `$ref: "#amount"` to it,
+    so a tightened anchor is a breaking change the checker must not call compatible."""
+    def amount(**constraints: Any) -> dict:
+        return obj({"amount": {"$ref": "#amount"}}, definitions={"amount": {"$id": "#amount", "type": "number",
+                                                                            **constraints}})
+
+    old, new = amount(), amount(maximum=5)
+    assert _valid(old, {"amount": 10}) and not _valid(new, {"amount": 10})
+    assert "UNRESOLVED_REF" in {p.rule for p in check(old, new)}
+
+
+def test_a_percent_encoded_ref_is_followed():
+    """A $ref's fragment is a URI fragment: "%25" is "%" in the definition's name."""
+    def percent(kind: str) -> dict:
+        return obj({"share": {"$ref": "#/definitions/share%25"}}, definitions={"share%": {"type": kind}})
+
+    assert check(percent("number"), percent("number")) == []
+    assert [p.rule for p in check(percent("number"), percent("integer"))] == ["TYPE_NARROWED"]
+
+
 def test_the_schema_id_const_follows_each_version():
     """Reflekt's schema_id property is a const of the schema's own $id: it changes with every version by design."""
     def version(n: str) -> dict:
@@ -261,6 +282,9 @@ def test_same_validation_sees_only_annotations():
     named = obj({"description": {"type": "string"}})
     assert strip_annotations(named)["properties"] == {"description": {"type": "string"}}
     assert not same_validation(named, obj({}))
+    # $schema's spelling is an annotation; the draft it names is not.
+    assert same_validation({**BASE, "$schema": DRAFT_07}, {**BASE, "$schema": "https://json-schema.org/draft-07/schema"})
+    assert not same_validation({**BASE, "$schema": DRAFT_07}, {**BASE, "$schema": "http://json-schema.org/draft-06/schema#"})
 
 
 # ---- properties -------------------------------------------------------------------------------------------------

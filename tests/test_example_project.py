@@ -10,7 +10,7 @@ import json
 import pytest
 
 from helpers import EXAMPLE_SCHEMAS, REPO, TRACKING_PLAN_SCHEMAS
-from reflekt_registry.tools.plan import NEW, plan
+from reflekt_registry.tools.publish_plan import NEW, plan
 from reflekt_registry.tools.publish import check_file, find_schemas
 
 SCHEMAS = find_schemas(EXAMPLE_SCHEMAS)

@@ -12,8 +12,8 @@ from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
 from reflekt_registry.plans import INDEX_KEY, read_index_document
-from reflekt_registry.tools.plan import plan
 from reflekt_registry.tools.publish import FORCED_METADATA_KEY, find_schemas, main
+from reflekt_registry.tools.publish_plan import plan
 from s3_support import BUCKET
 
 ORDER_1_0 = "jaffle_shop/Order_Completed/1-0.json"
@@ -143,6 +143,14 @@ def test_a_force_reason_must_fit_in_object_metadata(project, capsys, reason, opt
     with pytest.raises(SystemExit) as exit_:
         main([str(project), "--bucket", BUCKET, *option, reason])
     assert exit_.value.code == 2 and "printable ASCII" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prefix", ["", "registry/", "schemas", "/schemas/"])
+def test_a_prefix_that_is_no_folder_or_holds_the_index_is_refused(project, capsys, prefix):
+    """Under "" or "registry/" the index itself would be read as a schema of the bucket's."""
+    with pytest.raises(SystemExit) as exit_:
+        main([str(project), "--plan", "--bucket", BUCKET, "--prefix", prefix])
+    assert exit_.value.code == 2 and "--prefix" in capsys.readouterr().err
 
 
 def test_an_annotation_edit_is_published(project, published, capsys):

@@ -13,7 +13,7 @@ from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.errors import SchemaStoreUnavailableError
 from reflekt_registry.forwarder import MAX_EVENT_BYTES, encode
 from reflekt_registry.plans import SchemaIndex
-from reflekt_registry.schemas import DirectorySource, SchemaStore
+from reflekt_registry.schemas import DirectorySource, SchemaStore, declared_names
 from reflekt_registry.validator import (MAX_KEPT_VIOLATIONS, Validator, Verdict, Violation, annotate, partition,
                                         shrink)
 
@@ -460,13 +460,18 @@ def with_controls(**controls: Any) -> Policy:
     return Policy(("shop/",), Controls(**controls))
 
 
-@pytest.fixture
-def plan(tmp_path: Path) -> Validator:
-    for document in PLAN_SCHEMAS:
-        path = tmp_path / document["$id"]
+def validator_over(root: Path, documents: list[dict[str, Any]]) -> Validator:
+    """A validator whose store is a folder holding these schemas, each at its $id."""
+    for document in documents:
+        path = root / document["$id"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document))
-    return Validator(SchemaStore(DirectorySource(tmp_path), ttl=60))
+    return Validator(SchemaStore(DirectorySource(root), ttl=60))
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Validator:
+    return validator_over(tmp_path, PLAN_SCHEMAS)
 
 
 def signed_up(version: Any = None, **properties: Any) -> dict[str, Any]:
@@ -615,6 +620,12 @@ def test_a_missing_or_malformed_common_schema_is_a_violation_naming_it(plan, com
     assert repr(common_id) in verdict.violations[0].message
 
 
+def test_an_unusable_common_schema_leaves_the_events_own_schema_known(plan):
+    """Metrics count events by their own schema: a misconfigured common schema must not fold them all into one."""
+    verdict = plan.check(signed_up(plan="pro"), with_controls(common_schema="common/Nope/1-0.json"))
+    assert verdict.blocked and verdict.schema_id == "shop/Signed_Up/1-1.json" and verdict.schema_known
+
+
 def test_an_unplanned_track_without_schema_id_is_one_violation(plan):
     """What the original registry called a missing schema_id: the event's name finds no schema."""
     for properties in ({"n": 1}, {"schema_id": None, "n": 1}):
@@ -627,3 +638,34 @@ def test_absent_properties_are_judged_as_none(plan, call_type):
     """Segment reads a call without properties as one with none; the schema decides."""
     event = call(call_type, event="Signed Up", name="Home")
     assert plan.check(event, SHOP).violations[0].keyword == "required"
+
+
+@pytest.mark.parametrize("schema", [
+    pytest.param({"$ref": "#/definitions/order", "definitions": {"order": {
+        "type": "object", "properties": {"plan": STRING, "seats": {"type": "integer"}}, "required": ["plan"]}}},
+        id="root-ref"),
+    pytest.param({"allOf": [{"properties": {"plan": STRING}, "required": ["plan"]}, {"properties": {"seats": {}}}]},
+        id="allOf"),
+])
+def test_omitting_unplanned_properties_follows_refs_and_allof(tmp_path, schema):
+    validator = validator_over(tmp_path, [{**reflekt_schema("shop/Signed_Up/1-0.json", "Signed Up", {}, []), **schema}])
+    event = signed_up(plan="pro", seats=2, secret="s")
+    verdict = validator.check(event, with_controls(unplanned_properties="omit"))
+    assert verdict.valid and verdict.omitted == ("secret",)
+
+
+@pytest.mark.parametrize("schema", [
+    pytest.param({"patternProperties": {"^x_": STRING}}, id="patternProperties"),
+    pytest.param({"anyOf": [{"properties": {"plan": STRING}}, {"properties": {"x_color": {}}}]}, id="anyOf"),
+])
+def test_omitting_drops_nothing_when_the_planned_names_cannot_be_told(tmp_path, schema):
+    validator = validator_over(tmp_path, [{**reflekt_schema("shop/Signed_Up/1-0.json", "Signed Up", {"plan": STRING}, []), **schema}])
+    verdict = validator.check(signed_up(plan="pro", x_color="red"), with_controls(unplanned_properties="omit"))
+    assert verdict.valid and verdict.omitted == ()
+
+
+def test_declared_names_give_up_on_a_reference_they_cannot_follow():
+    assert declared_names({"properties": {"a": {}}, "$ref": "other.json#/order"}) is None
+    assert declared_names({"properties": {"a": {}}, "$ref": "#/definitions/missing"}) is None
+    assert declared_names({"properties": {"a": {}}, "$ref": ["#"]}) is None
+    assert declared_names({"properties": {"a": {}}, "allOf": [{"$ref": "#"}]}) == frozenset({"a"})  # a loop ends

@@ -29,6 +29,9 @@ DEFAULT_FUNCTION_NAME = "reflekt-registry"
 # A dimension value must be a string; events that name no schema (alias, identify without traits, or a missing
 # or malformed schema_id) are counted under this one. A schema id cannot contain parentheses, so it never clashes.
 NO_SCHEMA_ID = "(none)"
+# Where the inspection API and check-events list track events whose name no schema in the plans has (the metrics
+# count them as UnplannedEvents under NO_SCHEMA_ID instead).
+UNPLANNED_SCHEMA_ID = "(unplanned)"
 # Ids that name no usable schema share one value: anyone with a write key could otherwise mint custom metrics,
 # which CloudWatch bills one by one.
 UNKNOWN_SCHEMA_ID = "(unknown)"
@@ -121,3 +124,8 @@ def _dimension(verdict: Verdict) -> str:
     if verdict.schema_id is None:
         return NO_SCHEMA_ID
     return verdict.schema_id if verdict.schema_known else UNKNOWN_SCHEMA_ID
+
+
+def listed_under(schema_id: str | None, unplanned: bool) -> str:
+    """The key an event is listed under by the inspection API and check-events: its schema id, or why it has none."""
+    return schema_id or (UNPLANNED_SCHEMA_ID if unplanned else NO_SCHEMA_ID)

@@ -37,11 +37,9 @@ class IndexEntry(NamedTuple):
 
 
 class Resolution(NamedTuple):
-    """The schema chosen for an event by its name: which version and why."""
+    """The schema chosen for an event by its name (its id says the plan and the version), and why that version."""
 
     schema_id: str
-    plan: str
-    version: str
     reason: str
 
 
@@ -109,7 +107,10 @@ def index_document(entries: Iterable[IndexEntry], prefix: str) -> bytes:
 
 def read_index_document(body: bytes, prefix: str) -> list[IndexEntry]:
     """The entries of an index document; ValueError says why it cannot be used for schemas under `prefix`."""
-    document = json.loads(body)
+    try:
+        document = json.loads(body)
+    except RecursionError:  # the parser's own limit on nesting: not JSON the index format can be
+        raise ValueError("it is nested too deeply to be an index") from None
     if not isinstance(document, dict) or document.get("format") != INDEX_FORMAT:
         raise ValueError(f"not an index of format {INDEX_FORMAT}")
     if document.get("prefix") != prefix:
@@ -143,11 +144,9 @@ class SchemaIndex:
                 latest[major] = (minor, entry.schema_id)
         self._by_key: dict[str, list[Event]] = {}
         for folder, (names, latest) in sorted(folders.items()):
-            plan = plan_of(next(iter(latest.values()))[1])
-            by_major = {major: Resolution(schema_id, plan, f"{major}-{minor}", NAMED_MAJOR)
-                        for major, (minor, schema_id) in latest.items()}
+            by_major = {major: Resolution(schema_id, NAMED_MAJOR) for major, (_, schema_id) in latest.items()}
             oldest = by_major[min(by_major)]._replace(reason=NO_VERSION)
-            event = Event(folder, plan, by_major, oldest)
+            event = Event(folder, plan_of(oldest.schema_id), by_major, oldest)
             # A folder's versions normally share one name; if self.name changed between them, each name finds it.
             for key in sorted({name_key(name) for name in names}):
                 self._by_key.setdefault(key, []).append(event)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import unquote
 
 import fastjsonschema
 
@@ -45,7 +46,8 @@ class CompiledSchema(NamedTuple):
     schema_id: str
     validate: Callable[[Any], Any]
     risky_patterns: tuple[str, ...] = ()  # regexes open to catastrophic backtracking (ReDoS), found at compile
-    declared: frozenset[str] = frozenset()  # the names under its top-level "properties"
+    # The names it plans at its top level; None when that cannot be told (see declared_names).
+    declared: frozenset[str] | None = frozenset()
 
 
 class UnusableSchema(NamedTuple):
@@ -365,6 +367,52 @@ def compile_schema(schema_id: str, body: bytes) -> Schema:
         return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {e}")
     except Exception as e:  # the generator fails on some malformed schemas with bare Python errors (re.error, AttributeError)
         return UnusableSchema(schema_id, f"schema {schema_id!r} cannot be compiled: {type(e).__name__}: {e}")
-    declared = document.get("properties")
-    return CompiledSchema(schema_id, validate, tuple(dangerous_patterns(document)),
-                          frozenset(declared) if isinstance(declared, dict) else frozenset())
+    return CompiledSchema(schema_id, validate, tuple(dangerous_patterns(document)), declared_names(document))
+
+
+# Keywords under which a schema can accept a property name without listing it in "properties": where one is met,
+# which names are planned cannot be told from the schema's text, so none is treated as unplanned.
+_OPAQUE_KEYWORDS = ("anyOf", "oneOf", "if", "patternProperties", "dependencies")
+# allOf/$ref chains deeper than this in a tracking plan's schema are not real; give up rather than recurse on.
+MAX_DECLARATION_DEPTH = 16
+
+
+def declared_names(document: Mapping[str, Any]) -> frozenset[str] | None:
+    """The property names a schema plans at its top level, through local $refs and allOf; None when that cannot be
+    told (see _OPAQUE_KEYWORDS), so that omitting unplanned properties never drops one the schema accepts."""
+    names: set[str] = set()
+    followed: set[str] = set()
+
+    def collect(node: Any, depth: int) -> bool:
+        if not isinstance(node, dict) or depth > MAX_DECLARATION_DEPTH:
+            return isinstance(node, bool)  # true/false schemas plan no names; anything else is not understood
+        if any(keyword in node for keyword in _OPAQUE_KEYWORDS):
+            return False
+        properties = node.get("properties", {})
+        if not isinstance(properties, dict):
+            return False
+        names.update(properties)
+        ref = node.get("$ref")
+        if ref is not None and not isinstance(ref, str):
+            return False
+        if ref is not None and ref not in followed:  # a ref followed once already gave its names: loops end here
+            followed.add(ref)
+            if not collect(_local_target(document, ref), depth + 1):
+                return False
+        parts = node.get("allOf", [])
+        return isinstance(parts, list) and all(collect(part, depth + 1) for part in parts)
+
+    return frozenset(names) if collect(document, 0) else None
+
+
+def _local_target(document: Mapping[str, Any], ref: Any) -> Any:
+    """What a '#/a/b' pointer names in the document, or None for any other reference."""
+    if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
+        return None
+    node: Any = document
+    for token in ref[2:].split("/") if ref != "#" else ():
+        token = unquote(token).replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or token not in node:
+            return None
+        node = node[token]
+    return node

@@ -25,6 +25,8 @@ LEGACY_ERRORS_FIELD = "validation_errors"
 ANNOTATION_KEY = "reflekt"
 # The keyword of the violation for a schema id that names no usable schema.
 UNUSABLE_SCHEMA = "schema"
+# Where the common schema's violations are: it judges the whole event (its own schema's are deeper, or at the name).
+WHOLE_EVENT = "$"
 # Keywords of the registry's own findings about an event's name (Protocols calls the first Unplanned-Event).
 UNPLANNED, AMBIGUOUS = "unplanned", "ambiguous"
 
@@ -60,8 +62,10 @@ class Verdict(NamedTuple):
 
     @property
     def schema_known(self) -> bool:
-        """Whether it was judged against a usable schema; a client can invent any number of ids that name none."""
-        return self.schema_id is not None and all(v.keyword != UNUSABLE_SCHEMA for v in self.violations)
+        """Whether it was judged against a usable schema; a client can invent any number of ids that name none.
+        An unusable common schema says nothing about the event's own."""
+        return self.schema_id is not None and all(v.keyword != UNUSABLE_SCHEMA or v.path == WHOLE_EVENT
+                                                  for v in self.violations)
 
 
 class Validator:
@@ -109,9 +113,9 @@ class Validator:
         schema = self.store.get(common_id) if is_valid_schema_id(common_id) else UnusableSchema(
             common_id, f"{common_id!r} is not a schema path like 'plan/Common/1-0.json'")
         if isinstance(schema, CompiledSchema):
-            violations = _run(schema, without_omitted(event, verdict), "$")
+            violations = _run(schema, without_omitted(event, verdict), WHOLE_EVENT)
         else:
-            violations = (Violation("$", UNUSABLE_SCHEMA, f"the common schema is unusable: {schema.reason}"),)
+            violations = (Violation(WHOLE_EVENT, UNUSABLE_SCHEMA, f"the common schema is unusable: {schema.reason}"),)
         if not violations:
             return verdict
         return verdict._replace(violations=verdict.violations + violations,
@@ -140,10 +144,10 @@ def _unresolved(found: Unresolved, call_type: str, name_path: str, controls: Con
 def _judge_data(schema: CompiledSchema, payload: dict[str, Any], where: str, controls: Controls) -> Verdict:
     """Validates the data under the controls: what is omitted first, and whether violations block."""
     data = payload
-    if SCHEMA_ID_FIELD in data and SCHEMA_ID_FIELD not in schema.declared:
+    if SCHEMA_ID_FIELD in data and schema.declared is not None and SCHEMA_ID_FIELD not in schema.declared:
         data = _without(data, (SCHEMA_ID_FIELD,))  # routing metadata, not data: judged only by schemas that declare it
     omitted: tuple[str, ...] = ()
-    if controls.unplanned_properties == "omit":
+    if controls.unplanned_properties == "omit" and schema.declared is not None:
         omitted = tuple(name for name in data if name not in schema.declared)
         data = _without(data, omitted)
     violations = _run(schema, data, where)

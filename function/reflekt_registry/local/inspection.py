@@ -19,12 +19,12 @@ from ..errors import BadRequestError, MethodNotAllowedError, NotFoundError, Regi
 from ..document import Source
 from ..forwarder import Destination
 from ..handler import Registry
-from ..metrics import NO_SCHEMA_ID
+from ..metrics import listed_under
 from ..plans import plan_of
 from ..request import ApiGatewayEvent
 from ..responses import PREFLIGHT, Response, error_response
 from ..routing import Outlets
-from ..validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD
+from ..validator import ANNOTATION_KEY, SCHEMA_ID_FIELD, VALIDATED_FIELD, data_of
 
 # Enough for a CI run or an afternoon of clicking through an app, and bounded: at Segment's 32 KB per event
 # the store never holds more than about 32 MB. Counts in the summary are not bounded by it.
@@ -33,8 +33,6 @@ VALID, INVALID = "valid", "invalid"
 STATUSES = (VALID, INVALID)
 PREFIX = "/registry"
 FILTERS = ("status", "source", "schema_id", "event", "type", "plan")
-# Where unplanned track events are counted and filtered: they have no schema id.
-UNPLANNED = "(unplanned)"
 PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 HTML = "text/html; charset=utf-8"
 
@@ -66,7 +64,7 @@ class SeenEvent:
         if isinstance(annotation, dict):
             schema_id, violations = annotation["schemaId"], annotation["violations"]
         else:
-            payload = event.get(VALIDATED_FIELD.get(event["type"], ""))
+            payload = data_of(event)[0] if event["type"] in VALIDATED_FIELD else None  # where the registry read it
             schema_id, violations, annotation = payload.get(SCHEMA_ID_FIELD) if isinstance(payload, dict) else None, [], {}
         return cls(id, forwarded_at, status, source, event["type"], event.get("event") or event.get("name"), schema_id,
                    event.get("messageId"), violations, event, plan_of(schema_id) if isinstance(schema_id, str) else None,
@@ -74,7 +72,7 @@ class SeenEvent:
 
     @property
     def schema_key(self) -> str:
-        return self.schema_id or (UNPLANNED if self.unplanned else NO_SCHEMA_ID)
+        return listed_under(self.schema_id, self.unplanned)
 
 
 class RecentEvents:

@@ -29,7 +29,7 @@ from ..controls import DEFAULT_POLICY, Policy
 from ..document import ENVIRONMENT_SOURCE, Environment, Source, parse
 from ..errors import ConfigError, SchemaStoreUnavailableError
 from ..local.aws import local_s3_client
-from ..metrics import NO_SCHEMA_ID
+from ..metrics import listed_under
 from ..payload import BATCH_LEVEL_OBJECTS, CALL_TYPES, inherit_batch_level
 from ..request import GZIP_MAGIC
 from ..schemas import open_store
@@ -40,8 +40,6 @@ EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 MAX_VIOLATIONS_SHOWN = 3
 # One run is short: a schema never needs fetching twice.
 SCHEMA_CACHE_TTL = math.inf
-# Where unplanned track events are counted: they have no schema to be listed under.
-UNPLANNED = "(unplanned)"
 
 
 class UnreadableInput(Exception):
@@ -94,7 +92,7 @@ def check(events: Iterable[tuple[str, dict[str, Any]]], validator: Validator, po
     reports: dict[str, SchemaReport] = {}
     for where, event in events:
         verdict = validator.check(event, policy)
-        report = reports.setdefault(verdict.schema_id or (UNPLANNED if verdict.unplanned else NO_SCHEMA_ID), SchemaReport())
+        report = reports.setdefault(listed_under(verdict.schema_id, verdict.unplanned), SchemaReport())
         if not verdict.blocked:
             report.valid += 1
             continue

@@ -13,6 +13,7 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 from ..schemas import dialect_of
 
@@ -75,8 +76,9 @@ def check(old: Any, new: Any, *, next_major: str = "a new MAJOR",
 
 
 def same_validation(old: Any, new: Any) -> bool:
-    """Whether two schemas differ at most in annotations (descriptions, titles, examples, Reflekt's self block)."""
-    return _canonical(strip_annotations(old)) == _canonical(strip_annotations(new))
+    """Whether two schemas differ at most in annotations (descriptions, titles, examples, Reflekt's self block).
+    `$schema` is stripped as an annotation, but the draft it names is not one: draft-06 ignores if/then/else."""
+    return _dialect(old) == _dialect(new) and _canonical(strip_annotations(old)) == _canonical(strip_annotations(new))
 
 
 def strip_annotations(schema: Any) -> Any:
@@ -176,9 +178,13 @@ class _Comparison:
         hops = 0
         while isinstance(schema, dict) and "$ref" in schema:
             ref = schema["$ref"]
-            target = self.roots[side] if isinstance(ref, str) and ref.startswith("#") else None
-            for part in ref.lstrip("#").split("/")[1:] if target is not None else ():
-                part = part.replace("~1", "/").replace("~0", "~")
+            # Only "#" and JSON pointers ("#/..."): a plain-name fragment ("#amount") names a subschema's own $id,
+            # which reading it as the root would compare with the wrong schema.
+            pointer = isinstance(ref, str) and (ref == "#" or ref.startswith("#/"))
+            target = self.roots[side] if pointer else None
+            for part in ref[2:].split("/") if target is not None and ref != "#" else ():
+                # A URI fragment: percent-decoded first, then JSON Pointer's escapes.
+                part = unquote(part).replace("~1", "/").replace("~0", "~")
                 target = target.get(part) if isinstance(target, dict) else None
             hops += 1
             if target is None or hops > MAX_REF_HOPS:

@@ -1,4 +1,5 @@
-"""Checks a Reflekt project's schemas and uploads them to the registry's bucket, all or nothing.
+"""Checks a Reflekt project's schemas and uploads them to the registry's bucket with the index of their names;
+nothing is uploaded unless every one passes (--prune deletes the ids it names).
 
 Reflekt cannot push to S3 (GClunies/reflekt#96), so this closes the gap for pipelines that don't run Terraform.
 Every schema must be usable, follow Reflekt's versioning, leave published versions as they are, and accept every
@@ -9,7 +10,8 @@ event the earlier MINORs of its MAJOR accept, in the project and in the bucket:
     python -m reflekt_registry.tools.publish path/to/project/schemas --check   # offline: the project alone
 
 Exit status: 0 when the publish can go (or went) ahead, 1 when a schema is bad or refused (nothing is uploaded),
-2 when the bucket cannot be read or written, or changed while publishing.
+2 when the bucket cannot be read or written, or changed while publishing (the message says how many schemas were
+written before it: the writes are one request each, so a failure part-way leaves the ones before it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, NamedTuple
 from ..config import DEFAULT_SCHEMA_PREFIX
 from ..plans import INDEX_KEY, entry_from_document, entry_from_path, index_document
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
-from .plan import STATUSES, Plan, plan
+from .publish_plan import STATUSES, Plan, plan
 
 # S3 keeps user metadata in HTTP headers: printable ASCII, 2 KB for all of an object's metadata together.
 MAX_FORCE_REASON_LENGTH = 1024
@@ -186,6 +188,13 @@ def _force_reason(text: str) -> str:
     return text
 
 
+def _schema_prefix(text: str) -> str:
+    if not text.endswith("/") or text.startswith("/") or INDEX_KEY.startswith(text):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a folder of the bucket, ending in / (e.g. schemas/), "
+                                         f"that does not hold the index {INDEX_KEY}")
+    return text
+
+
 def write_index(files: list[SchemaFile], bucket: str, prefix: str, s3: Any = None) -> int:
     """Writes the index of schema names the registry looks events up in, for every schema now under the prefix:
     the project's files by their self.name, others only the bucket has (an earlier `aws s3 sync`, a version the
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("schemas_dir", type=Path, help="a Reflekt project's schemas/ folder")
     parser.add_argument("--bucket", default=os.environ.get("REGISTRY_BUCKET"), help="default: $REGISTRY_BUCKET")
-    parser.add_argument("--prefix", default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
+    parser.add_argument("--prefix", type=_schema_prefix, default=os.environ.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX))
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help="only check; upload nothing. Compares with the bucket when one is named, else offline")

@@ -17,9 +17,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from ..schemas import UnusableSchema, compile_schema
 from .compatibility import check, same_validation
 
-# Reflekt's versions are MODEL-ADDITION, written MAJOR-MINOR, and the file is named after the version.
+# Reflekt's versions are MODEL-ADDITION, written MAJOR-MINOR, and the file is named after the version. Unlike
+# plans.VERSION_FILE (what the registry looks up), MAJOR 0 is read here, so that 0-1.json hears that a family
+# starts at 1-0 rather than that its name is no version.
 VERSION_FILE = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.json")
 
 NEW, CHANGED, UNCHANGED, REFUSED, BUCKET_ONLY, PRUNE = "new", "changed", "unchanged", "refused", "bucket only", "prune"
@@ -70,7 +73,8 @@ def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None
          allow_unknown_keywords: bool = False) -> Plan:
     """What publishing `project` (id → file content) into a bucket holding `bucket` (id → object content; None when
     not compared with a bucket) would do. A refusal is overridden by `forced[id]`, else by `force_reason`. Pruned ids
-    must be in the bucket and no longer in the project."""
+    must be in the bucket and no longer in the project. The project's files are usable schemas (publish checks them
+    first); the bucket's objects may be anything."""
     forced = forced or {}
     bucket = bucket or {}
     prune = set(prune)
@@ -81,7 +85,8 @@ def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None
             hard.setdefault(schema_id, []).append("cannot prune: it is still in the project")
         elif schema_id not in bucket:
             hard.setdefault(schema_id, []).append("cannot prune: there is no such schema in the bucket")
-    documents = {schema_id: _parsed(body) for schema_id, body in {**bucket, **project}.items()}
+    published = {schema_id: _usable(schema_id, body) for schema_id, body in bucket.items()}
+    documents = {**published, **{schema_id: json.loads(body) for schema_id, body in project.items()}}
     for schema_id in project:
         hard[schema_id].extend(_naming_problems(schema_id, documents[schema_id]))
     for schema_id, problem in _gaps(project.keys(), bucket.keys()):
@@ -89,10 +94,10 @@ def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None
     changed = {i for i in project if project[i] != bucket.get(i)}
     notes = {}
     for schema_id in changed & bucket.keys():
-        if same_validation(_parsed(bucket[schema_id]), documents[schema_id]):
+        if published[schema_id] is not None and same_validation(published[schema_id], documents[schema_id]):
             notes[schema_id] = "annotations only"
         else:
-            problems[schema_id].extend(_edit_problems(schema_id, _parsed(bucket[schema_id]), documents[schema_id],
+            problems[schema_id].extend(_edit_problems(schema_id, published[schema_id], documents[schema_id],
                                                       allow_unknown_keywords))
     live = {i: documents[i] for i in documents if i not in prune}
     for earlier, later in _minor_pairs(live):
@@ -101,11 +106,11 @@ def plan(project: Mapping[str, bytes], bucket: Mapping[str, bytes] | None = None
         blamed = later if later in changed else earlier
         olds = {earlier: live[earlier]}
         if earlier in bucket and earlier in changed and later in changed:
-            olds[f"{earlier} as published"] = _parsed(bucket[earlier])
+            olds[f"{earlier} as published"] = published[earlier]
         for label, old in olds.items():
             prefix = (f"does not accept every event {label} accepts: " if blamed == later else
                       f"{later} would not accept every event this version accepts: ")
-            problems[blamed].extend(_compatibility(old, live[later], later, prefix, allow_unknown_keywords))
+            problems[blamed].extend(_compatibility(old, live[later], earlier, later, prefix, allow_unknown_keywords))
     ids = sorted(documents.keys() | hard.keys(), key=_sort_key)
     return Plan([_entry(i, project, bucket, prune, changed, hard.get(i, []), problems.get(i, []), notes.get(i, ""),
                         forced.get(i, force_reason)) for i in ids])
@@ -123,11 +128,10 @@ def _entry(schema_id: str, project: Mapping[str, bytes], bucket: Mapping[str, by
                  f"forced: {force_reason}" if problems else note, force_reason if problems else None)
 
 
-def _parsed(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None  # only possible for an object someone else wrote into the bucket
+def _usable(schema_id: str, body: bytes) -> Any:
+    """A bucket object's document, or None when the registry could not use it (not JSON, not an object, not
+    compilable): `aws s3 sync` or a hand may have put anything there, and nothing can be proved against it."""
+    return None if isinstance(compile_schema(schema_id, body), UnusableSchema) else json.loads(body)
 
 
 def _edit_problems(schema_id: str, published: Any, edited: Any, allow_unknown: bool) -> list[str]:
@@ -136,13 +140,15 @@ def _edit_problems(schema_id: str, published: Any, edited: Any, allow_unknown: b
     advice = (f"publish the change as {version.id(version.major, version.minor + 1)} if it is compatible, else as a "
               "new MAJOR; " if version else "")
     return [f"its content changed, but a published version is immutable (apps already send it); {advice}or override "
-            "with --force REASON", *_compatibility(published, edited, schema_id, "", allow_unknown)]
+            "with --force REASON", *_compatibility(published, edited, schema_id, schema_id, "", allow_unknown)]
 
 
-def _compatibility(old: Any, new: Any, new_id: str, prefix: str, allow_unknown: bool) -> list[str]:
+def _compatibility(old: Any, new: Any, old_id: str, new_id: str, prefix: str, allow_unknown: bool) -> list[str]:
     """Each way `new` may reject an event `old` accepted, as text after `prefix`, which says which two versions."""
-    if old is None:
-        return [f"{prefix}the bucket's copy is not JSON, so compatibility cannot be proved"]
+    unusable = [schema_id for schema_id, document in ((old_id, old), (new_id, new)) if document is None]
+    if unusable:
+        return [f"{prefix}the bucket's copy of {unusable[0]} is not a schema the registry can use, so compatibility "
+                "cannot be proved"]
     version = version_of(new_id)
     found = check(old, new, next_major=f"{version.major + 1}-0" if version else "a new MAJOR",
                   allow_unknown_keywords=allow_unknown)

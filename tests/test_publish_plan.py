@@ -1,4 +1,4 @@
-"""`plan`: what a publish would do, from the project's and the bucket's schemas alone."""
+"""`publish_plan`: what a publish would do, from the project's and the bucket's schemas alone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reflekt_registry.tools.plan import BUCKET_ONLY, CHANGED, NEW, PRUNE, REFUSED, UNCHANGED, plan, version_of
+from reflekt_registry.tools.publish_plan import BUCKET_ONLY, CHANGED, NEW, PRUNE, REFUSED, UNCHANGED, plan, version_of
 
 FAMILY = "shop/Order_Completed"
 
@@ -70,13 +70,14 @@ def test_a_minor_that_requires_a_new_property_is_refused_with_path_rule_and_fix(
 
 @pytest.mark.parametrize(("files", "blamed", "message"), [
     ({"1-1": {}}, "1-1", "a family starts at 1-0, not 1-1"),
+    ({"0-1": {}}, "0-1", "a family starts at 1-0, not 0-1"),
     ({"1-0": {}, "1-2": {}}, "1-2", "1-2 cannot follow 1-0: versions have no gaps, so 1-1 or 2-0 comes next"),
     ({"1-0": {}, "3-0": {}}, "3-0", "3-0 cannot follow 1-0"),
     ({"1-0": {"self": {"vendor": "v", "name": "Order Completed", "version": "1-1"}}}, "1-0",
      "self.version is '1-1' but the file is 1-0.json; they must agree"),
     ({"1-0": {"self": {"vendor": "v", "name": "Order Placed", "version": "1-0"}}}, "1-0",
      "self.name is 'Order Placed' but the folder is 'Order_Completed'"),
-], ids=["starts-above-1-0", "minor-gap", "major-gap", "self-version", "self-name"])
+], ids=["starts-above-1-0", "starts-at-major-0", "minor-gap", "major-gap", "self-version", "self-name"])
 def test_sequencing(files, blamed, message):
     project = {sid(v): schema(v, **top) for v, top in files.items()}
     result = plan(project)
@@ -129,6 +130,28 @@ def test_an_annotation_only_edit_goes_through():
     assert [(e.status, e.note) for e in result.entries] == [(CHANGED, "annotations only")]
 
 
+def test_changing_the_draft_of_a_published_version_is_not_an_annotation_edit():
+    """A draft-06 schema ignores if/then/else; the same keywords under draft-07 start rejecting events."""
+    def published(draft: str) -> bytes:
+        document = json.loads(schema("1-0", closed=False, **{"if": {"required": ["coupon"]},
+                                                             "then": {"required": ["discount"]}}))
+        return json.dumps({**document, "$schema": f"http://json-schema.org/{draft}/schema#"}).encode()
+
+    result = plan({sid("1-0"): published("draft-07")}, {sid("1-0"): published("draft-06")})
+    assert statuses(result) == {sid("1-0"): REFUSED}
+    assert "$schema draft-06 → draft-07" in problems(result, "1-0")
+
+
+@pytest.mark.parametrize("published", [b"[]", b'"x"', b"null", b"not json", b'{"properties": []}',
+                                       b'{"patternProperties": {"(": {}}}'],
+                         ids=["array", "string", "null", "not-json", "properties-not-an-object", "broken-regex"])
+def test_a_bucket_copy_the_registry_cannot_use_is_refused_as_unprovable_not_a_crash(published):
+    """The bucket may hold what `aws s3 sync` or a hand put there; compared with it, publish says so."""
+    result = plan({sid("1-1"): schema("1-1")}, {sid("1-0"): published})
+    assert statuses(result) == {sid("1-0"): BUCKET_ONLY, sid("1-1"): REFUSED}
+    assert f"the bucket's copy of {sid('1-0')} is not a schema the registry can use" in problems(result, "1-1")
+
+
 def test_an_unchanged_schema_is_left_alone():
     result = plan({sid("1-0"): schema("1-0")}, {sid("1-0"): schema("1-0")})
     assert statuses(result) == {sid("1-0"): UNCHANGED} and not result.uploads
@@ -179,8 +202,3 @@ def test_prune_refuses_ids_it_cannot_delete(target, message):
     result = plan({sid("1-0"): schema("1-0"), sid("1-1"): schema("1-1")}, bucket, prune=[target])
     [entry] = result.refused
     assert entry.schema_id == target and entry.problems == (message,)
-
-
-def test_a_bucket_copy_that_is_not_json_cannot_be_compared():
-    result = plan({sid("1-1"): schema("1-1")}, {sid("1-0"): b"{oops"})
-    assert "the bucket's copy is not JSON" in problems(result, "1-1")
