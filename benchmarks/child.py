@@ -1,9 +1,11 @@
 """What the cold benchmarks run in a fresh interpreter, started as a script (the suite imports only RESULT_MARKER).
 
     child.py import MODULE [MODULE ...]   time importing the modules
-    child.py s3-client                    time importing boto3 and creating an S3 client (what S3Source does)
+    child.py s3-client                    time importing boto3 and creating an S3 client (what the original does)
     child.py registry REQUEST.json       the registry's lambda_handler, first invocation of a new process
     child.py original REQUEST.json       the original's stack doing the same request's work
+
+The two first responses also report the process's peak resident memory (VmHWM) once they have answered.
 
 Each prints one line, RESULT_MARKER + JSON, as soon as it has its answer; the parent stops its clock on reading it,
 so interpreter shutdown (which no client waits for) is not timed. Only sys and time are imported up front, so a
@@ -43,7 +45,8 @@ def registry(request_path):
 
     imported = time.perf_counter()
     response = lambda_handler(_load(request_path), None)
-    _report(status=response["statusCode"], import_s=imported - started, handle_s=time.perf_counter() - imported)
+    handled = time.perf_counter()
+    _report(status=response["statusCode"], import_s=imported - started, handle_s=handled - imported, peak_kib=_peak_kib())
 
 
 def original(request_path):
@@ -63,7 +66,15 @@ def original(request_path):
     statuses = [_post(http, body, os.environ[key]) for body, key in
                 ((valid, "VALID_SEGMENT_WRITE_KEY"), (invalid, "INVALID_SEGMENT_WRITE_KEY"))]
     status = 200 if all(s == 200 for s in statuses) else max(statuses)
-    _report(status=status, import_s=imported - started, handle_s=time.perf_counter() - imported)
+    handled = time.perf_counter()
+    _report(status=status, import_s=imported - started, handle_s=handled - imported, peak_kib=_peak_kib())
+
+
+def _peak_kib():
+    """The process's peak resident set so far, in KiB; read after the clock stops. VmHWM, not ru_maxrss: Linux
+    carries ru_maxrss across exec, so a child would report its parent's (the benchmark's) peak."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 
 def _post(http, body, write_key):

@@ -38,6 +38,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a child: no AWS settings from the shell (so nothing can reach real AWS), dummy ones."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     env.pop("PYTHONPATH", None)
+    # The zip ships bytecode, so fresh processes run from source with their caches too (a shell that disables
+    # writing them would time a compile of every changed module instead); the zip benchmark sets it explicitly.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return {**env, **DUMMY_AWS, **extra}
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ import workload
 from child import RESULT_MARKER
 from helpers import CLIENT_KEY, INVALID_KEY, VALID_KEY
 from report import (COLD_ORIGINAL, COLD_REGISTRY, FRESH_TIMINGS, IMPORT_DEPS, IMPORT_EXTRAS_SHOWN, IMPORT_HANDLER,
-                    Results)
+                    ZIP_WITH_BYTECODE, ZIP_WITHOUT_BYTECODE, Results)
+from runtime_python import python313
 from services import BUCKET, REPO, MotoService, SegmentService, clean_env
 
 CHILD = Path(__file__).resolve().parent / "child.py"
@@ -46,17 +48,19 @@ COLD_PARTS = ("import_s", "handle_s", "rest_s")
 
 
 class FreshProcesses:
-    """Runs child.py in fresh interpreters; each run returns once the child reports, and is reaped later."""
+    """Runs child.py in fresh interpreters (this one's Python unless told); each run returns once the child
+    reports, and is reaped later."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], python: str = sys.executable):
         self.env = env
+        self.python = python
         self._running: list[tuple[subprocess.Popen, Any]] = []
 
     def run(self, *arguments: str) -> dict[str, Any]:
         """The child's result, plus wall_s: seconds from just before the spawn to reading the result line."""
         log = tempfile.TemporaryFile()
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, str(CHILD), *arguments], stdout=subprocess.PIPE, stderr=log,
+        process = subprocess.Popen([self.python, str(CHILD), *arguments], stdout=subprocess.PIPE, stderr=log,
                                    env=self.env, text=True)
         self._running.append((process, log))
         assert process.stdout is not None
@@ -108,15 +112,22 @@ def request_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_first_response(fresh: FreshProcesses, request_path: str, segment: SegmentService, results: Results,
                         quick: bool) -> None:
-    """The two stacks take turns (ABBA), so load drifting on the shared machine weighs on both alike."""
-    runs: dict[str, list[dict[str, Any]]] = {stack: [] for stack in STACK_MODES}
+    take_turns({stack: (fresh, STACK_MODES[stack]) for stack in STACK_MODES}, request_path, segment, results, quick)
+
+
+def take_turns(stacks: dict[str, tuple[FreshProcesses, str]], request_path: str, segment: SegmentService,
+               results: Results, quick: bool) -> None:
+    """First responses of fresh processes, the stacks taking turns (ABBA) so load drifting on the shared machine
+    weighs on all alike; records each stack's wall time, its parts and its peak memory."""
+    runs: dict[str, list[dict[str, Any]]] = {stack: [] for stack in stacks}
     segment.reset()
     rounds = 1 if quick else WARMUP_ROUNDS + COLD_ROUNDS
     for round_ in range(rounds):
-        order = list(STACK_MODES) if round_ % 2 == 0 else list(reversed(STACK_MODES))
+        order = list(stacks) if round_ % 2 == 0 else list(reversed(stacks))
         for stack in order:
-            outcome = fresh.run(STACK_MODES[stack], request_path)
-            fresh.reap()
+            processes, mode = stacks[stack]
+            outcome = processes.run(mode, request_path)
+            processes.reap()
             if quick or round_ >= WARMUP_ROUNDS:
                 runs[stack].append(outcome)
 
@@ -124,7 +135,8 @@ def test_first_response(fresh: FreshProcesses, request_path: str, segment: Segme
         assert [outcome["status"] for outcome in outcomes] == [200] * len(outcomes), stack
         results.record_samples(stack, [outcome["wall_s"] for outcome in outcomes])
         results.record_breakdown(stack, {part: [outcome[part] for outcome in outcomes] for part in COLD_PARTS})
-    assert sum(segment.events_by_key().values()) == workload.COLD_EVENTS * rounds * len(STACK_MODES)
+        results.record_peak_memory(stack, [outcome["peak_kib"] for outcome in outcomes])
+    assert sum(segment.events_by_key().values()) == workload.COLD_EVENTS * rounds * len(stacks)
     segment.reset()
 
 
@@ -155,3 +167,36 @@ def imported_after(importtime: str, last_module: str) -> list[tuple[str, float]]
     assert top_level, f"{last_module} is not in the -X importtime output"
     extras = [(row[2].strip(), int(row[0].split(":")[1]) / 1e6) for row in rows[top_level[0] + 1:]]
     return sorted(extras, key=lambda extra: extra[1], reverse=True)
+
+
+@pytest.fixture(scope="module")
+def unpacked_zip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The zip build.sh makes, unpacked twice as /var/task would hold it: as built, and with its bytecode removed."""
+    from test_package import ZIP, build
+
+    outcome = build()
+    assert outcome.size is not None, f"the zip was not built: {outcome.note}"
+    tasks = {}
+    for variant in (ZIP_WITH_BYTECODE, ZIP_WITHOUT_BYTECODE):
+        task = tasks[variant] = tmp_path_factory.mktemp(variant.replace(" ", "-"))
+        with zipfile.ZipFile(ZIP) as archive:
+            archive.extractall(task)
+    bytecode = list(tasks[ZIP_WITHOUT_BYTECODE].rglob("*.pyc"))
+    assert bytecode, "the zip holds no bytecode (build.sh found no python3.13?)"
+    for path in bytecode:
+        path.unlink()
+    return tasks
+
+
+def test_first_response_from_the_zip_under_python313(fresh: FreshProcesses, unpacked_zip: dict[str, Path],
+                                                     request_path: str, segment: SegmentService, results: Results,
+                                                     quick: bool) -> None:
+    """The Lambda's case: its runtime's Python, the zip's contents alone on the path, and no bytecode written
+    (/var/task is read-only): with the shipped bytecode, and without it (every module compiled at import)."""
+    python = python313()
+    if python is None:
+        pytest.skip("no python3.13 on PATH or in pyenv: the runtime's Python is needed to load the zip's bytecode")
+    stacks = {variant: (FreshProcesses({**fresh.env, "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1"}, python),
+                        "registry")
+              for variant, task in unpacked_zip.items()}
+    take_turns(stacks, request_path, segment, results, quick)

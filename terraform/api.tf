@@ -1,5 +1,5 @@
 ################################################################################
-# HTTP API
+# HTTP API (endpoint_type = "http_api")
 ################################################################################
 
 locals {
@@ -13,11 +13,11 @@ locals {
     ["GET /v1/projects/{writeKey}/settings"],
   ))
 
-  api_endpoint = aws_apigatewayv2_api.this.api_endpoint
-  api_domain   = trimprefix(local.api_endpoint, "https://")
 }
 
 resource "aws_apigatewayv2_api" "this" {
+  count = local.create_http_api ? 1 : 0
+
   name          = var.name
   description   = "Segment-compatible endpoint of reflekt-registry"
   protocol_type = "HTTP"
@@ -35,7 +35,9 @@ resource "aws_apigatewayv2_api" "this" {
 }
 
 resource "aws_apigatewayv2_integration" "lambda" {
-  api_id                 = aws_apigatewayv2_api.this.id
+  count = local.create_http_api ? 1 : 0
+
+  api_id                 = aws_apigatewayv2_api.this[0].id
   integration_type       = "AWS_PROXY"
   integration_method     = "POST"
   integration_uri        = aws_lambda_function.this.invoke_arn
@@ -43,15 +45,17 @@ resource "aws_apigatewayv2_integration" "lambda" {
 }
 
 resource "aws_apigatewayv2_route" "this" {
-  for_each = local.route_keys
+  for_each = local.create_http_api ? local.route_keys : toset([])
 
   #checkov:skip=CKV_AWS_309:SDKs authenticate with a write key (Basic auth or the body's writeKey) that no HTTP API authorizer can read; the Lambda checks it against registry_write_keys
-  api_id    = aws_apigatewayv2_api.this.id
+  api_id    = aws_apigatewayv2_api.this[0].id
   route_key = each.key
-  target    = "integrations/${aws_apigatewayv2_integration.lambda.id}"
+  target    = "integrations/${aws_apigatewayv2_integration.lambda[0].id}"
 }
 
 resource "aws_cloudwatch_log_group" "api" {
+  count = local.create_http_api ? 1 : 0
+
   #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts at rest already; a customer-managed key adds a key policy to manage for no stated need
   #checkov:skip=CKV_AWS_338:Access logs hold client IP addresses (personal data); retention is a variable so it can be kept short
   name              = "/aws/apigateway/${var.name}"
@@ -61,7 +65,9 @@ resource "aws_cloudwatch_log_group" "api" {
 }
 
 resource "aws_apigatewayv2_stage" "this" {
-  api_id = aws_apigatewayv2_api.this.id
+  count = local.create_http_api ? 1 : 0
+
+  api_id = aws_apigatewayv2_api.this[0].id
   # $default serves the API at its root, so SDK hosts need no stage path.
   name        = "$default"
   auto_deploy = true
@@ -72,7 +78,7 @@ resource "aws_apigatewayv2_stage" "this" {
   }
 
   access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.api.arn
+    destination_arn = aws_cloudwatch_log_group.api[0].arn
     format = jsonencode({
       requestId               = "$context.requestId"
       requestTime             = "$context.requestTime"
@@ -93,10 +99,12 @@ resource "aws_apigatewayv2_stage" "this" {
 }
 
 resource "aws_lambda_permission" "api" {
+  count = local.create_http_api ? 1 : 0
+
   statement_id  = "AllowInvokeFromHttpApi"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this.function_name
   principal     = "apigateway.amazonaws.com"
   # Any stage and route of this API, and nothing else.
-  source_arn = "${aws_apigatewayv2_api.this.execution_arn}/*/*"
+  source_arn = "${aws_apigatewayv2_api.this[0].execution_arn}/*/*"
 }

@@ -40,10 +40,10 @@ resource "aws_apigatewayv2_domain_name" "this" {
 resource "aws_apigatewayv2_api_mapping" "this" {
   count = local.create_domain ? 1 : 0
 
-  api_id      = aws_apigatewayv2_api.this.id
+  api_id      = aws_apigatewayv2_api.this[0].id
   domain_name = aws_apigatewayv2_domain_name.this[0].id
   # No mapping key: the API is served at the domain's root, so SDK hosts carry no path, as on the execute-api hostname.
-  stage = aws_apigatewayv2_stage.this.id
+  stage = aws_apigatewayv2_stage.this[0].id
 }
 
 resource "aws_route53_record" "domain" {

@@ -55,22 +55,27 @@ output "lambda_role_arn" {
 }
 
 ################################################################################
-# HTTP API
+# Endpoint (HTTP API or function URL)
 ################################################################################
 
 output "api_endpoint" {
-  description = "Base URL of the registry: https://<domain_name> when a custom domain is set, else e.g. https://abc123.execute-api.eu-west-1.amazonaws.com"
+  description = "Base URL of the registry: https://<domain_name> when a custom domain is set, else e.g. https://abc123.execute-api.eu-west-1.amazonaws.com, or https://<url-id>.lambda-url.eu-west-1.on.aws with endpoint_type = \"function_url\""
   value       = try(local.client_endpoint, "")
 }
 
 output "api_execution_arn" {
-  description = "The ARN prefix to be used in an `aws_lambda_permission`'s `source_arn` attribute"
-  value       = try(aws_apigatewayv2_api.this.execution_arn, "")
+  description = "The ARN prefix to be used in an `aws_lambda_permission`'s `source_arn` attribute; empty with a function URL"
+  value       = try(aws_apigatewayv2_api.this[0].execution_arn, "")
 }
 
 output "api_access_log_group_name" {
-  description = "Name of the CloudWatch log group holding the API's access logs"
-  value       = try(aws_cloudwatch_log_group.api.name, "")
+  description = "Name of the CloudWatch log group holding the API's access logs; empty with a function URL, which writes none"
+  value       = try(aws_cloudwatch_log_group.api[0].name, "")
+}
+
+output "function_url" {
+  description = "The Lambda function URL as AWS prints it (with a trailing slash); empty with endpoint_type = \"http_api\""
+  value       = try(aws_lambda_function_url.this[0].function_url, "")
 }
 
 output "sdk_config" {

@@ -166,13 +166,18 @@ variable "timeout" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Concurrent executions reserved for (and capping) the function; -1 leaves it unreserved, which an account with a low concurrency quota needs"
+  description = "Concurrent executions reserved for (and capping) the function; -1 leaves it unreserved, which an account with a low concurrency quota needs. With endpoint_type = \"function_url\" this is the only throttle, so -1 is refused there"
   type        = number
   default     = 20
 
   validation {
     condition     = var.reserved_concurrent_executions >= -1 && floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions
     error_message = "reserved_concurrent_executions must be -1 (unreserved) or a whole number of 0 or more."
+  }
+
+  validation {
+    condition     = var.endpoint_type != "function_url" || var.reserved_concurrent_executions >= 0
+    error_message = "endpoint_type = \"function_url\" needs reserved_concurrent_executions >= 0: a function URL has no throttling, so reserved concurrency is the only cap on load and cost."
   }
 }
 
@@ -369,11 +374,22 @@ variable "default_source" {
 }
 
 ################################################################################
-# HTTP API
+# Endpoint (HTTP API or function URL)
 ################################################################################
 
+variable "endpoint_type" {
+  description = "How clients reach the function: \"http_api\" (an API Gateway HTTP API, with stage throttling and access logs) or \"function_url\" (a Lambda function URL: no API Gateway charge, no throttling but the function's reserved concurrency, no access logs)"
+  type        = string
+  default     = "http_api"
+
+  validation {
+    condition     = contains(["http_api", "function_url"], var.endpoint_type)
+    error_message = "endpoint_type must be \"http_api\" or \"function_url\"."
+  }
+}
+
 variable "cors_allow_origins" {
-  description = "Origins allowed to call the API from a browser (CORS). The default lets analytics.js on any site send events"
+  description = "Origins allowed to call the registry from a browser (CORS), for either endpoint type. The default lets analytics.js on any site send events"
   type        = list(string)
   default     = ["*"]
 }
@@ -390,7 +406,7 @@ variable "cors_max_age" {
 }
 
 variable "throttling_burst_limit" {
-  description = "Requests the API accepts in a burst before answering 429 (SDKs retry those)"
+  description = "Requests the API accepts in a burst before answering 429 (SDKs retry those). HTTP API only: a function URL is capped by reserved_concurrent_executions alone"
   type        = number
   default     = 200
 
@@ -401,28 +417,13 @@ variable "throttling_burst_limit" {
 }
 
 variable "throttling_rate_limit" {
-  description = "Steady requests per second the API accepts. Segment asks for at most 1,000 per second per workspace"
+  description = "Steady requests per second the API accepts. Segment asks for at most 1,000 per second per workspace. HTTP API only"
   type        = number
   default     = 100
 
   validation {
     condition     = var.throttling_rate_limit >= 0
     error_message = "throttling_rate_limit must be zero or more."
-  }
-}
-
-################################################################################
-# Endpoint type (declared here for the custom domain's check; issue 12 owns it)
-################################################################################
-
-variable "endpoint_type" {
-  description = "How clients reach the function: \"http_api\" (API Gateway HTTP API) or \"function_url\" (a Lambda function URL)"
-  type        = string
-  default     = "http_api"
-
-  validation {
-    condition     = contains(["http_api", "function_url"], var.endpoint_type)
-    error_message = "endpoint_type must be \"http_api\" or \"function_url\"."
   }
 }
 

@@ -19,18 +19,6 @@ def segment() -> Iterator[FakeSegment]:
         yield fake
 
 
-@pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on loopback, for code in another process (a zip, Terraform's local-exec) to reach."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach AWS: dummy credentials, a fixed region, and no endpoint inherited from the shell."""
@@ -101,3 +89,25 @@ def registry_log() -> Iterator[LogCapture]:
     yield capture
     logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_url(_moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """S3 as a real HTTP server (moto) on loopback, emptied for each test, which code in other processes (a zip,
+    Terraform's local-exec) reaches too; AWS_ENDPOINT_URL_S3 points boto3 and the registry at it."""
+    import urllib3
+
+    urllib3.request("POST", f"{_moto_server}/moto-api/reset")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", _moto_server)
+    return _moto_server

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -17,6 +16,7 @@ import pytest
 
 from fakes.segment import FakeSegment
 from helpers import CLIENT_KEY, VALID_KEY, api_event, track
+from runtime_python import python313
 from s3_support import create_bucket_with_schemas, lambda_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +28,20 @@ DEV_ONLY_PACKAGES = ("reflekt_registry/local/", "reflekt_registry/tools/")
 # The boto3 the python3.13 runtime provides is not bundled; the Lambda-like venv installs this one.
 RUNTIME_BOTO3 = "boto3==1.44.8"
 BUILD_TIMEOUT_SECONDS = 300
+# The Lambda runtime's Python, whose bytecode the zip ships: PEP 3147's cache tag and the pyc flags of
+# unchecked hash-based files (bit 0: hash-based; bit 1, check the source: unset).
+RUNTIME_CACHE_TAG = "cpython-313"
+UNCHECKED_HASH_FLAGS = 0b01
 
 
-def build(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+needs_python313 = pytest.mark.skipif(python313() is None, reason="no python3.13 here (PATH or pyenv): build.sh falls back "
+                                     "to a zip without bytecode, which test_without_python313_the_zip_has_no_bytecode covers")
+
+
+def build(root: Path, out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(root / "build.sh"), *args],
-        env={**os.environ, "OUT": str(out), "PYTHON": sys.executable},
+        env={**os.environ, "OUT": str(out), "PYTHON": sys.executable, **env},
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_SECONDS,
@@ -94,7 +102,47 @@ def test_the_zip_holds_the_package_and_its_runtime_dependencies_only(built_zip: 
     assert {"fastjsonschema/__init__.py", "urllib3/__init__.py"} <= names
     top_level = {name.split("/")[0] for name in names}
     assert not top_level & {"boto3", "botocore", "s3transfer", "bin", "tests"}
-    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def bytecode_of(source: str) -> str:
+    folder, _, module = source.rpartition("/")
+    return f"{folder}/__pycache__/{module[:-3]}.{RUNTIME_CACHE_TAG}.pyc"
+
+
+@needs_python313
+def test_every_module_ships_unchecked_bytecode_for_the_runtime(built_zip: Path) -> None:
+    with zipfile.ZipFile(built_zip) as archive:
+        names = set(archive.namelist())
+        pycs = {name for name in names if name.endswith(".pyc")}
+        assert pycs == {bytecode_of(name) for name in names if name.endswith(".py")}
+        flags = {int.from_bytes(archive.read(name)[4:8], "little") for name in pycs}
+    assert flags == {UNCHECKED_HASH_FLAGS}
+
+
+@needs_python313
+def test_python313_loads_the_bytecode_and_compiles_nothing(built_zip: Path, tmp_path: Path) -> None:
+    """Run from the unpacked zip with bytecode writing off, as in /var/task: every module of the package and its
+    dependencies comes from its .pyc (-v says "code object from" the file it read), none from source."""
+    with zipfile.ZipFile(built_zip) as archive:
+        archive.extractall(tmp_path)
+    result = subprocess.run([python313(), "-v", "-c", "import reflekt_registry.handler, reflekt_registry.s3"],
+                            cwd=tmp_path, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = [line.split("code object from ", 1)[1].strip("'") for line in result.stderr.splitlines()
+              if "code object from" in line and str(tmp_path) in line]
+    assert f"{tmp_path}/{bytecode_of(HANDLER_MODULE)}" in loaded
+    assert f"{tmp_path}/{bytecode_of('urllib3/poolmanager.py')}" in loaded
+    assert [path for path in loaded if not path.endswith(".pyc")] == []
+
+
+def test_without_python313_the_zip_has_no_bytecode(tmp_path: Path) -> None:
+    result = build(REPO, tmp_path / "plain.zip", LAMBDA_PYTHON=str(tmp_path / "no-such-python"))
+    assert result.returncode == 0, result.stderr
+    assert f"no python3.13 found at LAMBDA_PYTHON={tmp_path / 'no-such-python'}; the zip ships without bytecode" in result.stderr
+    with zipfile.ZipFile(tmp_path / "plain.zip") as archive:
+        names = archive.namelist()
+    assert HANDLER_MODULE in names and not [name for name in names if name.endswith(".pyc")]
 
 
 def test_an_unknown_architecture_fails_before_building(tmp_path: Path) -> None:
@@ -126,14 +174,16 @@ import fastjsonschema, urllib3
 
 responses = [lambda_handler(event, Context()) for event in json.load(open(events_path))]
 modules = {module.__name__: module.__file__ for module in (fastjsonschema, urllib3)}
-json.dump({"responses": responses, "modules": modules}, open(results_path, "w"))
+aws_sdk = sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore"))
+json.dump({"responses": responses, "modules": modules, "aws_sdk": aws_sdk}, open(results_path, "w"))
 """
 
 
 @pytest.fixture(scope="module")
 def lambda_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("lambda-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # The runtime's Python where there is one, so the zip's bytecode is what runs.
+    subprocess.run([python313() or sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", RUNTIME_BOTO3],
                    check=True, timeout=BUILD_TIMEOUT_SECONDS)
@@ -141,14 +191,13 @@ def lambda_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_handler_runs_from_the_zip_next_to_only_boto3(
-    built_zip: Path, lambda_python: Path, s3_endpoint: str, segment: FakeSegment, tmp_path: Path,
+    built_zip: Path, lambda_python: Path, moto_url: str, segment: FakeSegment, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN the zip unpacked as /var/task would be, and one schema in the bucket
     task = tmp_path / "task"
     with zipfile.ZipFile(built_zip) as archive:
         archive.extractall(task)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
     events = [
         api_event(method="GET", path=f"/v1/projects/{CLIENT_KEY}/settings"),
@@ -165,7 +214,7 @@ def test_the_handler_runs_from_the_zip_next_to_only_boto3(
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ENDPOINT_URL_S3": moto_url,
         **lambda_env(segment.url),
     }
 
@@ -184,3 +233,4 @@ def test_the_handler_runs_from_the_zip_next_to_only_boto3(
     assert json.loads(batch_response["body"]) == {"success": True}
     assert segment.message_ids(VALID_KEY) == ["smoke-message-1"]
     assert all(Path(path).is_relative_to(task) for path in results["modules"].values()), results["modules"]
+    assert results["aws_sdk"] == []  # boto3 is there, as in the runtime, and left alone

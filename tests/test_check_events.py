@@ -11,7 +11,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from helpers import (EXAMPLE_SCHEMAS, OWN_PLANS_AND_CONTROLS, REPO, TEST_EVENT, THREE_SOURCES, TRACKING_PLAN_SCHEMAS,
                      both_projects, config_file, judged_by_source, track)
@@ -132,20 +131,18 @@ def test_wrong_schema_arguments_exit_2(tmp_path, capsys, schemas):
     assert exit_info.value.code == EXIT_UNREADABLE
 
 
-def test_schemas_from_the_registry_bucket(tmp_path, capsys):
+def test_schemas_from_the_registry_bucket(tmp_path, capsys, moto_url):
     """--bucket reads the schemas the deployed registry reads, with the same verdicts."""
     events = jsonl(tmp_path, track(test_property="x"), track(test_property=3))
-    with mock_aws():
-        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
-        code, out, _ = run(capsys, events, "--bucket", BUCKET, "--prefix", "schemas", "--region", "us-east-1")
+    create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
+    code, out, _ = run(capsys, events, "--bucket", BUCKET, "--prefix", "schemas", "--region", "us-east-1")
     assert code == EXIT_INVALID
     assert [TEST_EVENT, "1", "1"] in [line.split() for line in out.splitlines()]
 
 
-def test_an_unreachable_bucket_exits_2(tmp_path, capsys):
+def test_an_unreachable_bucket_exits_2(tmp_path, capsys, moto_url):
     """When the schemas cannot be read, no event is judged."""
-    with mock_aws():
-        code, out, err = run(capsys, jsonl(tmp_path, track(test_property="x")), "--bucket", "no-such-bucket")
+    code, out, err = run(capsys, jsonl(tmp_path, track(test_property="x")), "--bucket", "no-such-bucket")
     assert (code, out) == (EXIT_UNREADABLE, "")
     assert "cannot read the schemas" in err
 

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from helpers import EXAMPLE_SCHEMAS
-from reflekt_registry.config import S3Location, S3Object, Settings
+from reflekt_registry.config import Credentials, S3Endpoint, S3Location, S3Object, Settings
 from reflekt_registry.errors import ConfigError
+from s3_support import RUNTIME_ENV
 
 LAMBDA_ENV = {
     "REGISTRY_BUCKET": "reflekt-schemas",
     "VALID_SEGMENT_WRITE_KEY": "valid-wk",
     "INVALID_SEGMENT_WRITE_KEY": "invalid-wk",
     "REGISTRY_WRITE_KEYS": "client-key",
+    **RUNTIME_ENV,
 }
 
 
@@ -44,6 +46,8 @@ def test_complete_lambda_environment():
         spool=S3Location("reflekt-schemas", None, "spool/"),
         spool_drain_interval=10.0,
         debug=False,
+        s3=S3Endpoint("eu-west-1", None, "auto"),
+        aws_credentials=Credentials("ASIAEXAMPLE", "secret", "token"),
     )
 
 
@@ -56,8 +60,12 @@ def test_complete_lambda_environment():
          "VALID_SEGMENT_WRITE_KEY and INVALID_SEGMENT_WRITE_KEY are required in Lambda"),
         ({"REGISTRY_WRITE_KEYS": None}, "REGISTRY_WRITE_KEYS is empty"),
         ({"REGISTRY_WRITE_KEYS": " , ,"}, "REGISTRY_WRITE_KEYS is empty"),
+        ({"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"),
+        ({"AWS_SECRET_ACCESS_KEY": None}, "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"),
+        ({"AWS_REGION": None}, "AWS_REGION is not set"),
     ],
-    ids=["no-bucket", "blank-bucket", "no-segment-keys", "no-allowlist", "allowlist-of-blanks"],
+    ids=["no-bucket", "blank-bucket", "no-segment-keys", "no-allowlist", "allowlist-of-blanks", "no-credentials",
+         "half-credentials", "no-region"],
 )
 def test_lambda_refuses_a_missing_requirement_naming_it(changes, message):
     """Lambda mode refuses to start without a bucket, both Segment keys or a non-empty allowlist, naming what is missing."""
@@ -140,6 +148,43 @@ def test_schema_dir_that_is_not_a_directory_is_refused(tmp_path):
 def test_s3_location_takes_prefix_and_region(changes, location):
     """The bucket's prefix defaults to schemas/, may be empty, and the region is optional."""
     assert Settings.from_env(lambda_env(**changes)).schemas == location
+
+
+@pytest.mark.parametrize(
+    "changes,endpoint",
+    [
+        ({}, S3Endpoint("eu-west-1", None, "auto")),
+        ({"REGISTRY_BUCKET_REGION": "us-west-2"}, S3Endpoint("us-west-2", None, "auto")),
+        ({"AWS_REGION": None, "AWS_DEFAULT_REGION": "ap-south-1"}, S3Endpoint("ap-south-1", None, "auto")),
+        ({"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000/", "AWS_ENDPOINT_URL": "http://other:1"},
+         S3Endpoint("eu-west-1", "http://127.0.0.1:9000", "auto")),
+        ({"AWS_ENDPOINT_URL": "https://s3.example.com"}, S3Endpoint("eu-west-1", "https://s3.example.com", "auto")),
+        ({"S3_ADDRESSING_STYLE": "Path"}, S3Endpoint("eu-west-1", None, "path")),
+    ],
+    ids=["runtime-region", "bucket-region-first", "default-region", "s3-endpoint-first", "global-endpoint", "style"],
+)
+def test_s3_endpoint_region_url_and_addressing(changes, endpoint):
+    """Region and endpoint are read in boto3's order; the addressing style defaults to auto."""
+    assert Settings.from_env(lambda_env(**changes)).s3 == endpoint
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"AWS_ENDPOINT_URL_S3": "minio:9000"}, "AWS_ENDPOINT_URL_S3='minio:9000' is not an http(s) URL such as http://127.0.0.1:9000"),
+        ({"AWS_ENDPOINT_URL_S3": "http://minio:9000/s3"}, "AWS_ENDPOINT_URL_S3='http://minio:9000/s3' must name a host and port only"),
+        ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE='dns' is not one of auto, path, virtual"),
+    ],
+    ids=["endpoint-without-scheme", "endpoint-with-path", "unknown-style"],
+)
+def test_bad_s3_settings_are_refused_naming_the_variable(changes, message):
+    assert config_error(lambda_env(**changes)).startswith(message)
+
+
+def test_local_runs_may_leave_credentials_and_region_to_boto3():
+    """Locally, profiles and SSO (read by boto3 in the local server) may supply what the environment does not."""
+    settings = Settings.from_env(lambda_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None, AWS_REGION=None), local=True)
+    assert (settings.aws_credentials, settings.s3.region) == (None, None)
 
 
 @pytest.mark.parametrize("prefix", ["schemas", "team/reflekt"])
@@ -225,7 +270,7 @@ def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch)
 def test_the_document_in_lambda_is_an_object_in_the_bucket():
     """REGISTRY_CONFIG_KEY names the document in REGISTRY_BUCKET; with it the environment's keys may be left unset."""
     env = {"REGISTRY_BUCKET": "reflekt-schemas", "REGISTRY_BUCKET_REGION": "eu-west-1",
-           "REGISTRY_CONFIG_KEY": "registry/config.json"}
+           "REGISTRY_CONFIG_KEY": "registry/config.json", **RUNTIME_ENV}
     assert Settings.from_env(env).config == S3Object("reflekt-schemas", "eu-west-1", "registry/config.json")
 
 

@@ -13,6 +13,7 @@ from reflekt_registry.controls import Controls, Policy
 from reflekt_registry.document import (ENVIRONMENT_SOURCE, MAX_DOCUMENT_BYTES, Environment, Source, environment,
                                        from_environment, parse)
 from reflekt_registry.errors import ConfigError
+from s3_support import RUNTIME_ENV
 
 NO_ENVIRONMENT = Environment(None, forwarding=True, local=False)
 THREE_SOURCES = {
@@ -194,7 +195,8 @@ def test_unreadable_documents_are_refused(raw, message):
 
 def env_of(local: bool = False, **variables: str) -> Environment:
     return environment(Settings.from_env({"SCHEMA_DIR": ".", **variables} if local else
-                                         {"REGISTRY_BUCKET": "b", "REGISTRY_CONFIG_KEY": "registry/config.json", **variables},
+                                         {"REGISTRY_BUCKET": "b", "REGISTRY_CONFIG_KEY": "registry/config.json", **RUNTIME_ENV,
+                                          **variables},
                                          local=local))
 
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from segment.analytics import Client
 
 from fakes.delivery import Ledger, arrivals, check
@@ -31,11 +30,11 @@ from helpers import (CLIENT_KEY, EXAMPLE_SCHEMAS, INVALID_KEY, IOS_KEY, JUDGED_B
                      sources_registry, track, tune_retries, unusable_folder)
 from local_support import serve
 from reflekt_registry.config import S3Location, Settings
-from reflekt_registry.forwarder import RetryPolicy
+from reflekt_registry.retry import RetryPolicy
 from reflekt_registry.handler import Registry
 from reflekt_registry.local.server import background_drain
 from reflekt_registry.schemas import S3Source, SchemaStore
-from s3_support import create_bucket_with_schemas, lambda_env, remove_bucket
+from s3_support import RUNTIME_ENV, create_bucket_with_schemas, lambda_env, remove_bucket
 
 BUCKET = "schemas-bucket"
 PREFIX = "schemas/"
@@ -223,7 +222,7 @@ def example_objects() -> dict[str, bytes]:
 def s3_registry(segment: FakeSegment, s3: FakeS3, ttl: float = 60.0) -> Registry:
     """The Lambda's wiring: schemas from a bucket (here the fake client), events to the fake Segment."""
     registry = fast_registry(segment)
-    registry.validator.store = SchemaStore(S3Source(S3Location(BUCKET, "us-east-1", PREFIX), client=s3), ttl)
+    registry.validator.store = SchemaStore(S3Source(S3Location(BUCKET, "us-east-1", PREFIX), s3), ttl)
     return registry
 
 
@@ -456,30 +455,31 @@ def test_segment_down_for_a_while_loses_nothing_with_the_local_spool(segment, tm
     assert_outage_lost_nothing(segment, run_outage(registry, segment), registry_log)
 
 
-def test_segment_down_for_a_while_loses_nothing_with_the_s3_spool(segment, registry_log, monkeypatch):
+def lambda_registry(segment: FakeSegment, moto_url: str) -> Registry:
+    """The registry as the Lambda wires it, its one S3 client (schemas and spool) on moto's server."""
+    return Registry.from_settings(Settings.from_env({**lambda_env(segment.url), **RUNTIME_ENV, "AWS_ENDPOINT_URL_S3": moto_url}))
+
+
+def test_segment_down_for_a_while_loses_nothing_with_the_s3_spool(segment, registry_log, moto_url):
     """The same through the Lambda's wiring: schemas and the spool in one (moto) bucket, spool/ prefix."""
-    with mock_aws():
-        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
-        registry = Registry.from_settings(Settings.from_env(lambda_env(segment.url)))
-        gave_up = run_outage(registry, segment)
+    create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
+    gave_up = run_outage(lambda_registry(segment, moto_url), segment)
     assert_outage_lost_nothing(segment, gave_up, registry_log)
 
 
-def test_s3_failing_as_well_gives_503_and_the_retry_lands_once(segment):
+def test_s3_failing_as_well_gives_503_and_the_retry_lands_once(segment, moto_url):
     """Segment down and the spool's bucket gone (schemas still cached): 503, nothing half-kept; the retry lands once."""
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        create_bucket_with_schemas(s3)
-        registry = tune_retries(Registry.from_settings(Settings.from_env(lambda_env(segment.url))), policy(),
-                                sleep=lambda seconds: None)
-        ledger = Ledger()
-        warm, expected = mixed_batch("warm")
-        send_until_accepted(registry, warm, expected, ledger)  # caches every schema the batches name
-        remove_bucket(s3)
-        segment.fail(2 * ATTEMPTS, 503)
-        events, more = mixed_batch("s3-too")
-        expected |= more
-        responses = send_until_accepted(registry, events, expected, ledger)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    create_bucket_with_schemas(s3)
+    registry = tune_retries(lambda_registry(segment, moto_url), policy(), sleep=lambda seconds: None)
+    ledger = Ledger()
+    warm, expected = mixed_batch("warm")
+    send_until_accepted(registry, warm, expected, ledger)  # caches every schema the batches name
+    remove_bucket(s3)
+    segment.fail(2 * ATTEMPTS, 503)
+    events, more = mixed_batch("s3-too")
+    expected |= more
+    responses = send_until_accepted(registry, events, expected, ledger)
     assert [r["statusCode"] for r in responses] == [503, 200]
     assert response_json(responses[0]) == RETRY
     outcome = check(ledger, segment)

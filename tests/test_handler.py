@@ -10,7 +10,7 @@ from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALI
                      SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES, VALID_KEY, WEB_KEY, api_event, both_projects, config_file,
                      foreign_hosts, judged_by_source, load_captures, make_registry, response_json, sources_registry, track,
                      tune_retries, unusable_folder)
-from reflekt_registry.forwarder import RetryPolicy
+from reflekt_registry.retry import RetryPolicy
 from reflekt_registry.local.server import to_api_gateway_event
 
 OK = {"success": True}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from helpers import (CLIENT_KEY, INVALID_KEY, IOS_INVALID_KEY, IOS_KEY, IOS_VALID_KEY, JUDGED_BY_SOURCE,
                      OWN_PLANS_AND_CONTROLS, SERVER_KEY, SHARED_INVALID_KEY, TEST_EVENT, THREE_SOURCES,
@@ -16,6 +18,8 @@ from reflekt_registry import handler
 from reflekt_registry.errors import ConfigError, SpoolUnavailableError
 from reflekt_registry.tools.publish import check_file, find_schemas, upload
 from s3_support import BUCKET, create_bucket_with_schemas, lambda_env, remove_bucket
+
+FUNCTION_DIR = Path(__file__).resolve().parents[1] / "function"
 
 
 @pytest.fixture
@@ -30,11 +34,11 @@ def deployed(monkeypatch, segment):
 
 
 @pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        create_bucket_with_schemas(client)
-        yield client
+def s3(moto_url):
+    """The schema bucket in moto, running as a real HTTP server: the Lambda path speaks HTTP to S3 itself."""
+    client = boto3.client("s3", region_name="us-east-1")
+    create_bucket_with_schemas(client)
+    return client
 
 
 def post(invoke, *events):
@@ -149,24 +153,14 @@ def test_lambda_refuses_to_start_without_required_settings(deployed, monkeypatch
         invoke(api_event({"batch": []}))
 
 
-def test_end_to_end_against_a_moto_server_over_http(monkeypatch, segment):
-    """Plain boto3 honours AWS_ENDPOINT_URL_S3, so any S3-compatible endpoint works."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
-        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
-        for name, value in lambda_env(segment.url).items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(handler, "_registry", None)
-        order = {"schema_id": "jaffle_shop/Order_Completed/1-0.json", "order_id": "o1", "revenue": 12.5, "currency": "EUR",
-                 "products": [{"product_id": "p1", "price": 12.5, "quantity": 1}]}
-        events = [{"type": "track", "event": "Order Completed", "userId": "u1", "properties": order},
-                  track(schema_id="jaffle_shop/Nope/1-0.json")]
-        response = handler.lambda_handler(api_event({"batch": events}, gzip=True), None)
-    finally:
-        server.stop()
+def test_end_to_end_with_a_gzipped_batch(deployed, s3, segment):
+    """Any S3-compatible endpoint works through AWS_ENDPOINT_URL_S3 (here moto's), as with plain boto3."""
+    invoke = deployed()
+    order = {"schema_id": "jaffle_shop/Order_Completed/1-0.json", "order_id": "o1", "revenue": 12.5, "currency": "EUR",
+             "products": [{"product_id": "p1", "price": 12.5, "quantity": 1}]}
+    events = [{"type": "track", "event": "Order Completed", "userId": "u1", "properties": order},
+              track(schema_id="jaffle_shop/Nope/1-0.json")]
+    response = invoke(api_event({"batch": events}, gzip=True))
     assert response_json(response) == {"success": True}
     assert segment.events(VALID_KEY)[0]["properties"] == order
     assert "no schema with $id 'jaffle_shop/Nope/1-0.json'" in segment.events(INVALID_KEY)[0]["properties"]["validation_errors"][0]
@@ -261,26 +255,78 @@ def test_sources_and_the_key_variables_together_are_refused(deployed_with_source
 
 
 @pytest.mark.parametrize("published", [True, False], ids=["publish-with-index", "aws-s3-sync"])
-def test_a_tracking_plan_in_s3_judges_events_by_name(deployed, segment, published):
+def test_a_tracking_plan_in_s3_judges_events_by_name(deployed, segment, moto_url, published):
     """The tracking plan example in the bucket, uploaded by publish (with its index) or by `aws s3 sync` (without):
     events that name no schema are judged by name and version all the same."""
     from reflekt_registry.tools.publish import check_file, find_schemas, upload, write_index
 
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        files = [check_file(path, TRACKING_PLAN_SCHEMAS) for path in find_schemas(TRACKING_PLAN_SCHEMAS)]
-        upload(files, BUCKET, "schemas/")
-        if published:
-            write_index(files, BUCKET, "schemas/")
-        invoke = deployed()
-        v2 = {"protocols": {"event_version": 2}}
-        post(invoke,
-             {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v1", "properties": {"order_id": "o", "revenue": 1}},
-             {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v2", "context": v2,
-              "properties": {"order_id": "o", "revenue": 1}},
-             {"type": "track", "event": "Order Shipped", "userId": "u1", "messageId": "unplanned", "properties": {}})
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    files = [check_file(path, TRACKING_PLAN_SCHEMAS) for path in find_schemas(TRACKING_PLAN_SCHEMAS)]
+    upload(files, BUCKET, "schemas/")
+    if published:
+        write_index(files, BUCKET, "schemas/")
+    invoke = deployed()
+    v2 = {"protocols": {"event_version": 2}}
+    post(invoke,
+         {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v1", "properties": {"order_id": "o", "revenue": 1}},
+         {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "v2", "context": v2,
+          "properties": {"order_id": "o", "revenue": 1}},
+         {"type": "track", "event": "Order Shipped", "userId": "u1", "messageId": "unplanned", "properties": {}})
     [valid] = segment.events(VALID_KEY)
     assert (valid["messageId"], valid["context"]["reflekt"]["schemaId"]) == ("v1", "acme/Order_Completed/1-1.json")
     invalid = {event["messageId"]: event["context"]["reflekt"] for event in segment.events(INVALID_KEY)}
     assert invalid["v2"]["schemaId"] == "acme/Order_Completed/2-0.json" and invalid["unplanned"]["unplanned"] is True
+
+
+# Runs in a fresh interpreter where boto3 and botocore cannot be imported at all, as if the runtime had none.
+WITHOUT_BOTO3 = """
+import json, sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("boto3", "botocore", "s3transfer"):
+            raise ImportError(f"{name} is blocked: the Lambda path must not import it")
+
+class Context:
+    def get_remaining_time_in_millis(self):
+        return 10_000
+
+sys.meta_path.insert(0, Refuse())
+from reflekt_registry.handler import lambda_handler
+
+response = lambda_handler(json.loads(sys.argv[1]), Context())
+loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore", "s3transfer"))
+print(json.dumps({"response": response, "loaded": loaded}))
+"""
+
+
+def without_boto3(event: dict, segment, moto_url: str) -> dict:
+    """The handler's answer to `event` as the first invocation of a fresh Lambda that has no boto3."""
+    env = {**lambda_env(segment.url), "PATH": os.environ["PATH"], "PYTHONPATH": str(FUNCTION_DIR),
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "session",
+           "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": moto_url}
+    result = subprocess.run([sys.executable, "-c", WITHOUT_BOTO3, json.dumps(event)], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["loaded"] == []
+    return outcome["response"]
+
+
+def test_a_first_request_with_schemas_in_s3_needs_no_boto3(s3, segment, moto_url):
+    event = api_event({"batch": [track(test_property="x", message_id="no-boto3-1"), track(test_property=1)]})
+    response = without_boto3(event, segment, moto_url)
+    assert (response["statusCode"], json.loads(response["body"])) == (200, {"success": True})
+    assert segment.message_ids(VALID_KEY) == ["no-boto3-1"]
+    assert len(segment.events(INVALID_KEY)) == 1
+
+
+def test_spooling_to_s3_and_draining_it_need_no_boto3(s3, segment, moto_url):
+    """The spool writes, lists, locks and deletes through the same boto3-free client as the schemas."""
+    segment.fail(times=1, status=400)  # refused at once: the batch goes to the spool
+    response = without_boto3(api_event({"batch": [track(test_property="x", message_id="spooled-1")]}), segment, moto_url)
+    assert response["statusCode"] == 200
+    assert segment.received == [] and len(spool_keys(s3)) == 1
+    assert without_boto3(SCHEDULED_EVENT, segment, moto_url)["replayed"] == 1
+    assert segment.message_ids(VALID_KEY) == ["spooled-1"] and spool_keys(s3) == []

@@ -29,7 +29,7 @@ import pytest
 
 from helpers import CLIENT_KEY, INVALID_KEY, TEST_EVENT, VALID_KEY, make_registry, tune_retries, unusable_folder
 from local_support import serve
-from reflekt_registry.forwarder import RetryPolicy
+from reflekt_registry.retry import RetryPolicy
 from reflekt_registry.local.server import background_drain
 
 CLIENTS = 4

@@ -8,7 +8,6 @@ from numbers import Real
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from helpers import TEST_EVENT, api_event, make_registry, response_json, track, unusable_folder
 from reflekt_registry import handler
@@ -167,14 +166,13 @@ def test_the_local_server_prints_no_metrics(segment, capsys):
     assert emf_lines(capsys.readouterr().out) == []
 
 
-def test_the_deployed_lambda_prints_emf_under_its_function_name(segment, monkeypatch, capsys):
+def test_the_deployed_lambda_prints_emf_under_its_function_name(segment, monkeypatch, capsys, moto_url):
     """lambda_handler switches EMF on, with the FunctionName the Lambda runtime sets."""
     for name, value in {**lambda_env(segment.url), "AWS_LAMBDA_FUNCTION_NAME": "registry-prod"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(handler, "_registry", None)
-    with mock_aws():
-        create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
-        response = handler.lambda_handler(api_event({"batch": [track(test_property="x")]}), None)
+    create_bucket_with_schemas(boto3.client("s3", region_name="us-east-1"))
+    response = handler.lambda_handler(api_event({"batch": [track(test_property="x")]}), None)
     assert response_json(response) == {"success": True}
     [document] = emf_lines(capsys.readouterr().out)
     assert (document["FunctionName"], document["SchemaId"], document["ValidEvents"]) == ("registry-prod", TEST_EVENT, 1)

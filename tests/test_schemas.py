@@ -6,27 +6,29 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import fastjsonschema
 import pytest
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
+from fakes.s3 import FAULTS as S3_FAULTS
 from fakes.s3 import FakeS3
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
-from reflekt_registry.config import S3Location
+from s3_support import CountingPool
+from reflekt_registry.config import Credentials, S3Endpoint, S3Location
 from reflekt_registry.errors import SchemaStoreUnavailableError
 from reflekt_registry.plans import INDEX_KEY, IndexEntry, index_document
 from reflekt_registry.schemas import (LINEAR_FORMATS, MAX_SCHEMA_ID_LENGTH, MISSING_SCHEMA_TTL_SECONDS, NOT_MODIFIED,
                                       STALE_RETRY_SECONDS, CompiledSchema, DirectorySource, Fetched, S3Source,
                                       SchemaStore, UnusableSchema, compile_schema, is_valid_schema_id)
+from reflekt_registry.s3 import S3Client
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 ORDER = "jaffle_shop/Order_Completed/1-0.json"
@@ -525,21 +527,21 @@ def test_concurrent_lookups_of_an_expired_schema_fetch_it_once(source):
     assert len(source.fetches) == 2  # the priming fetch and a single refresh
 
 
-# -- S3Source (moto, in process) -------------------------------------------------------------------------------
+# -- S3Source (moto server) -------------------------------------------------------------------------------
 
 BUCKET = "registry-schemas"
 
 
 @pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(moto_url):
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
 
 
 def s3_source(prefix: str = "schemas/", bucket: str = BUCKET) -> S3Source:
-    return S3Source(S3Location(bucket, "us-east-1", prefix))
+    endpoint = S3Endpoint("us-east-1", os.environ["AWS_ENDPOINT_URL_S3"])
+    return S3Source(S3Location(bucket, "us-east-1", prefix), S3Client(endpoint, Credentials("testing", "testing")))
 
 
 def test_s3_source_returns_the_body_and_its_etag(s3):
@@ -573,27 +575,12 @@ def test_s3_source_missing_bucket_is_an_outage(s3):
         s3_source(bucket="no-such-bucket").fetch(THING, None)
 
 
-class _FailingS3:
-    """An S3 client whose get_object always raises the given error."""
-
-    def __init__(self, error: Exception):
-        self.error = error
-
-    def get_object(self, **request: Any) -> Any:
-        raise self.error
-
-
-@pytest.mark.parametrize("error", [
-    ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject"),
-    ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate"}}, "GetObject"),
-    ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}}, "GetObject"),
-    EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
-    ConnectTimeoutError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
-    ReadTimeoutError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
-], ids=lambda e: type(e).__name__ + ("-" + e.response["Error"]["Code"] if isinstance(e, ClientError) else ""))
-def test_s3_source_errors_are_outages(error):
+@pytest.mark.parametrize("fault", sorted(S3_FAULTS))
+def test_s3_source_errors_are_outages(fault):
     """Denied, throttled, failing or unreachable S3 raises SchemaStoreUnavailableError naming the object."""
-    source = S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), client=_FailingS3(error))
+    s3 = FakeS3()
+    s3.fail(fault)
+    source = S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), s3)
     with pytest.raises(SchemaStoreUnavailableError, match=f"s3://{BUCKET}/schemas/{THING}"):
         source.fetch(THING, None)
 
@@ -634,22 +621,6 @@ def test_linear_formats_accept_exactly_what_fastjsonschemas_regexes_accept(name,
 
 # -- the index of names ----------------------------------------------------------------------------------------
 
-class CountingS3:
-    """The moto client, counting the requests the store makes through it."""
-
-    def __init__(self, client: Any):
-        self.client = client
-        self.requests: list[str] = []
-
-    def __getattr__(self, operation: str) -> Any:
-        call = getattr(self.client, operation)
-
-        def counted(**request: Any) -> Any:
-            self.requests.append(operation)
-            return call(**request)
-        return counted
-
-
 def reflekt_body(schema_id: str, name: str) -> bytes:
     return body({"$schema": DRAFT_07, "$id": schema_id, "self": {"name": name}, "type": "object"})
 
@@ -663,9 +634,20 @@ def sync(s3: Any, ids: list[str] = SYNCED) -> None:
         s3.put_object(Bucket=BUCKET, Key=f"schemas/{schema_id}", Body=reflekt_body(schema_id, "ignored"))
 
 
-def counted_store(s3: Any, clock: Any) -> tuple[SchemaStore, CountingS3]:
-    counting = CountingS3(s3)
-    return SchemaStore(S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), client=counting), ttl=60, clock=clock), counting
+class Counted(NamedTuple):
+    """The kinds of S3 request ("GET", "LIST") a store made, in order, read from its client's pool."""
+
+    pool: CountingPool
+
+    @property
+    def requests(self) -> list[str]:
+        return [kind for kind, _ in self.pool.requests]
+
+
+def counted_store(s3: Any, clock: Any) -> tuple[SchemaStore, Counted]:
+    pool = CountingPool()
+    client = S3Client(S3Endpoint("us-east-1", os.environ["AWS_ENDPOINT_URL_S3"]), Credentials("testing", "testing"), pool=pool)
+    return SchemaStore(S3Source(S3Location(BUCKET, "us-east-1", "schemas/"), client), ttl=60, clock=clock), Counted(pool)
 
 
 def test_a_synced_bucket_is_indexed_from_its_listing_in_two_requests_per_ttl(s3, clock):
@@ -675,10 +657,10 @@ def test_a_synced_bucket_is_indexed_from_its_listing_in_two_requests_per_ttl(s3,
     assert store.index().resolve("Order Completed", 2, ()).schema_id == "shop/Order_Completed/2-0.json"
     for _ in range(100):
         store.index()
-    assert counting.requests == ["get_object", "list_objects_v2"]
+    assert counting.requests == ["GET", "LIST"]
     clock.advance(60)
     store.index()
-    assert counting.requests[2:] == ["get_object", "list_objects_v2"]
+    assert counting.requests[2:] == ["GET", "LIST"]
 
 
 def test_past_1000_schemas_a_listing_takes_a_request_per_1000(s3, clock):
@@ -686,7 +668,7 @@ def test_past_1000_schemas_a_listing_takes_a_request_per_1000(s3, clock):
     sync(s3, [f"shop/Event_{i}/1-0.json" for i in range(1001)])
     store, counting = counted_store(s3, clock)
     assert store.index().size == 1001
-    assert counting.requests == ["get_object", "list_objects_v2", "list_objects_v2"]
+    assert counting.requests == ["GET", "LIST", "LIST"]
 
 
 def put_index(s3: Any, entries: list[IndexEntry], prefix: str = "schemas/") -> None:
@@ -700,7 +682,7 @@ def test_a_published_index_costs_one_conditional_get_per_ttl_whatever_the_number
     assert first.resolve("Event 4999 ✓", None, ()).schema_id == "shop/Event_4999/1-0.json"
     clock.advance(60)
     assert store.index() is first  # a 304: not parsed again
-    assert counting.requests == ["get_object", "get_object"]
+    assert counting.requests == ["GET", "GET"]
     put_index(s3, [IndexEntry("shop/Other/1-0.json", "Other")])
     clock.advance(60)
     assert store.index().resolve("Other", None, ()).schema_id == "shop/Other/1-0.json"
@@ -719,19 +701,19 @@ def test_schema_bodies_are_not_fetched_to_index_them(s3, clock):
     sync(s3)
     store, counting = counted_store(s3, clock)
     store.index()
-    assert "get_object" not in counting.requests[1:]
+    assert "GET" not in counting.requests[1:]
 
 
 def test_a_cached_index_is_served_while_s3_is_down(clock, registry_log):
     fake = FakeS3({f"schemas/{SYNCED[0]}": b"{}"})
     fake.objects[INDEX_KEY] = index_document([IndexEntry(SYNCED[0], "Order Completed")], "schemas/")
-    store = SchemaStore(S3Source(S3Location(BUCKET, None, "schemas/"), client=fake), ttl=60, clock=clock)
+    store = SchemaStore(S3Source(S3Location(BUCKET, None, "schemas/"), fake), ttl=60, clock=clock)
     first = store.index()
     fake.fail("503 SlowDown")
     clock.advance(60)
     assert store.index() is first
     assert "serving cached schema index while the store is unavailable" in registry_log.text
-    empty = SchemaStore(S3Source(S3Location(BUCKET, None, "schemas/"), client=fake), ttl=60, clock=clock)
+    empty = SchemaStore(S3Source(S3Location(BUCKET, None, "schemas/"), fake), ttl=60, clock=clock)
     fake.fail("read timeout")
     with pytest.raises(SchemaStoreUnavailableError):
         empty.index()

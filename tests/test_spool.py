@@ -1,4 +1,4 @@
-"""The spool: its two stores (a folder, and S3 under moto), the stored format, and the drain against the fake Segment.
+"""The spool: its two stores (a folder, and S3 through the registry's client on moto's server), the stored format, and the drain against the fake Segment.
 
 Every drain test runs on both stores. Two drains racing are checked both ways: forced to overlap (the second must
 find the lock held and send nothing) and left to run freely (every messageId still arrives exactly once).
@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from fakes.delivery import arrivals
 from fakes.s3 import AtomicConditionalPuts
 from helpers import VALID_KEY, track
-from reflekt_registry.config import S3Location
+from reflekt_registry.config import Credentials, S3Endpoint, S3Location
 from reflekt_registry.errors import DeliveryError, SpoolUnavailableError
 from reflekt_registry.forwarder import SegmentClient, encode
 from reflekt_registry.spool import (DRAIN_POLICY, DRAIN_WORKERS, LOCK_NAME, REJECTED_PREFIX, FolderStore, S3Store, Spool,
@@ -33,16 +31,20 @@ OTHER_KEY = "pass-through-key"
 SECONDS = 60.0
 
 
+def s3_client(moto_url: str) -> AtomicConditionalPuts:
+    """The registry's own S3 client on moto's server, with S3's atomic conditional PUTs (see AtomicConditionalPuts)."""
+    return AtomicConditionalPuts(S3Endpoint("us-east-1", moto_url), Credentials("testing", "testing"))
+
+
 @pytest.fixture(params=["folder", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SpoolStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SpoolStore:
     if request.param == "folder":
-        yield FolderStore(tmp_path / "spool")
-        return
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})  # as Terraform makes it
-        yield S3Store(S3Location(BUCKET, "us-east-1", PREFIX), client=AtomicConditionalPuts(s3))
+        return FolderStore(tmp_path / "spool")
+    moto_url = request.getfixturevalue("moto_url")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})  # as Terraform makes it
+    return S3Store(S3Location(BUCKET, "us-east-1", PREFIX), s3_client(moto_url))
 
 
 def client(segment: Any) -> SegmentClient:
@@ -90,17 +92,16 @@ def test_a_conditional_put_writes_only_over_what_it_expects(store):
     assert store.put_if("lock/drain", b"four", second) is None  # If-Match on nothing fails
 
 
-def test_a_store_that_cannot_be_used_raises_spool_unavailable(tmp_path):
+def test_a_store_that_cannot_be_used_raises_spool_unavailable(tmp_path, moto_url):
     (tmp_path / "file").write_text("")
-    with mock_aws():
-        stores = [FolderStore(tmp_path / "file" / "spool"),
-                  S3Store(S3Location("no-such-bucket", "us-east-1", PREFIX), client=boto3.client("s3", region_name="us-east-1"))]
-        for broken in stores:
-            for call in (lambda: broken.put("a", b"x"), lambda: broken.put_if("a", b"x", None), lambda: broken.get("a")):
-                with pytest.raises(SpoolUnavailableError):
-                    call()
-        with pytest.raises(SpoolUnavailableError):
-            stores[1].list(10)
+    stores = [FolderStore(tmp_path / "file" / "spool"),
+              S3Store(S3Location("no-such-bucket", "us-east-1", PREFIX), s3_client(moto_url))]
+    for broken in stores:
+        for call in (lambda: broken.put("a", b"x"), lambda: broken.put_if("a", b"x", None), lambda: broken.get("a")):
+            with pytest.raises(SpoolUnavailableError):
+                call()
+    with pytest.raises(SpoolUnavailableError):
+        stores[1].list(10)
 
 
 # -- the stored format ----------------------------------------------------------------------------------------------
@@ -273,5 +274,4 @@ def _all_names(store: SpoolStore) -> list[str]:
         return sorted(path.relative_to(store.root).as_posix() for path in store.root.rglob("*") if path.is_file()
                       and not path.name.startswith("."))
     assert isinstance(store, S3Store)
-    listed = store.client.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX)
-    return sorted(item["Key"][len(PREFIX):] for item in listed.get("Contents", ()))
+    return sorted(item.key[len(PREFIX):] for item in store.client.list(BUCKET, PREFIX))

@@ -67,10 +67,10 @@ class Workspace:
             timeout=TERRAFORM_TIMEOUT_SECONDS,
         )
 
-    def test(self, *args: str, s3_endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-        """`terraform test`; the gate's local-exec reads the bucket at `s3_endpoint` (a moto server) when given."""
-        moto = {"AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-        env = {**self.env, **moto} if s3_endpoint else self.env
+    def test(self, *args: str, moto_url: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`terraform test`; the gate's local-exec reads the bucket at `moto_url` (a moto server) when given."""
+        moto = {"AWS_ENDPOINT_URL_S3": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        env = {**self.env, **moto} if moto_url else self.env
         return self.terraform("test", "-no-color", f"-var=lambda_zip_path={self.zip_path}", *args, env=env)
 
     def write_test(self, folder: str, command: str, **variables: object) -> str:
@@ -210,43 +210,42 @@ ORDER = "checkout/Order_Completed/1-0.json"
 
 
 @pytest.fixture
-def gate_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+def gate_bucket(moto_url: str):
     """The bucket the gate compares with, in a moto server; the mocked provider never writes to it."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=GATE_BUCKET)
     return s3
 
 
-def apply_gate(workspace: Workspace, s3_endpoint: str, name: str, fixture: str, **variables: object):
+def apply_gate(workspace: Workspace, moto_url: str, name: str, fixture: str, **variables: object):
     # An apply against the mocked provider still runs the local-exec gate, here with the dev venv's Python.
     folder = workspace.write_test(name, "apply", schemas_dir=f"tests/fixtures/{fixture}", bucket_name=GATE_BUCKET,
                                   schemas_check_python=sys.executable, **variables)
-    return workspace.test(f"-test-directory={folder}", s3_endpoint=s3_endpoint)
+    return workspace.test(f"-test-directory={folder}", moto_url=moto_url)
 
 
 @pytest.mark.parametrize(("fixture", "passes"), [("schemas", True), ("schemas-invalid-keyword", False)])
-def test_the_publish_check_runs_on_apply(workspace: Workspace, gate_bucket, s3_endpoint: str, fixture: str,
+def test_the_publish_check_runs_on_apply(workspace: Workspace, gate_bucket, moto_url: str, fixture: str,
                                          passes: bool) -> None:
-    result = apply_gate(workspace, s3_endpoint, f"apply-{fixture}", fixture)
+    result = apply_gate(workspace, moto_url, f"apply-{fixture}", fixture)
     assert (result.returncode == 0) is passes, output_of(result)
     if not passes:
         assert f"tests/fixtures/{fixture}/{ORDER}" in output_of(result)
 
 
 def test_the_gate_on_apply_refuses_changing_a_published_version_unless_forced(
-    workspace: Workspace, gate_bucket, s3_endpoint: str,
+    workspace: Workspace, gate_bucket, moto_url: str,
 ) -> None:
     # GIVEN the bucket's 1-0 had an optional coupon the project's 1-0 no longer has (its object is closed)
     published = json.loads((MODULE / "tests/fixtures/schemas" / ORDER).read_text())
     published["properties"]["coupon"] = {"type": "string", "description": "A coupon."}
     gate_bucket.put_object(Bucket=GATE_BUCKET, Key=f"schemas/{ORDER}", Body=json.dumps(published).encode())
     # THEN the apply fails naming the schema, the path and the rule
-    refused = output_of(apply_gate(workspace, s3_endpoint, "apply-changed", "schemas"))
+    refused = output_of(apply_gate(workspace, moto_url, "apply-changed", "schemas"))
     assert f"{ORDER}: refused" in refused and "a published version is immutable" in refused
     assert "$.properties.coupon: removed from an object that allows no other property" in refused
     # AND a recorded reason lets it through
-    forced = apply_gate(workspace, s3_endpoint, "apply-forced", "schemas",
+    forced = apply_gate(workspace, moto_url, "apply-forced", "schemas",
                         schemas_force={ORDER: "INC-42: coupon was never sent"})
     assert forced.returncode == 0, output_of(forced)
 

@@ -24,6 +24,9 @@ DEFAULT_SPOOL_FOLDER = "spool"
 # How often the local server drains its spool folder: the Lambda's schedule runs every 60 s; locally a shorter
 # wait shows a recovered Segment the spooled events sooner.
 DEFAULT_SPOOL_DRAIN_INTERVAL_SECONDS = 10.0
+# How S3 URLs name the bucket: in the host (virtual-hosted, AWS's default) or in the path (what most S3-compatible
+# stand-ins such as moto or MinIO need). "auto" picks virtual-hosted for AWS and path-style for a custom endpoint.
+S3_ADDRESSING_STYLES = ("auto", "path", "virtual")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -33,6 +36,29 @@ class S3Location(NamedTuple):
     bucket: str
     region: str | None
     prefix: str
+
+
+class Credentials(NamedTuple):
+    """AWS credentials. Static ones, such as the Lambda's (its runtime sets them in the environment from the
+    function's role, valid for the life of the execution environment), are their own source."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def current(self) -> Credentials:
+        return self
+
+    def __repr__(self) -> str:  # Settings may end up in a log line or a traceback: never the secret
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key='***', session_token={'***' if self.session_token else None})"
+
+
+class S3Endpoint(NamedTuple):
+    """Where and how S3 requests go; one client per endpoint."""
+
+    region: str | None  # the bucket's region, which requests are signed for; None only locally, until resolved
+    url: str | None = None  # an S3-compatible service instead of AWS's regional endpoint
+    addressing_style: str = "auto"  # one of S3_ADDRESSING_STYLES
 
 
 class S3Object(NamedTuple):
@@ -62,6 +88,9 @@ class Settings(NamedTuple):
     config: S3Object | Path | None = None
     # The local server: an empty allowlist accepts any key, and without Segment keys events go to files.
     local: bool = False
+    s3: S3Endpoint = S3Endpoint(None)
+    # None when the environment holds none: allowed only locally, where boto3's chain (profiles, SSO) finds them.
+    aws_credentials: Credentials | None = None
 
     @property
     def forwards_to_segment(self) -> bool:
@@ -97,7 +126,15 @@ class Settings(NamedTuple):
             debug=_flag(env, "DEBUG"),
             config=config,
             local=local,
+            s3=_s3_endpoint(env),
+            aws_credentials=_credentials(env),
         )
+        if not local and isinstance(schemas, S3Location):
+            if settings.aws_credentials is None:
+                raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set; the Lambda runtime sets "
+                                  "them from the function's role")
+            if settings.s3.region is None:
+                raise ConfigError("AWS_REGION is not set (the Lambda runtime sets it); or set REGISTRY_BUCKET_REGION")
         # With a document, its sources may stand in for these variables; the document is checked when read.
         if not local and config is None:
             if valid_key is None:
@@ -107,6 +144,12 @@ class Settings(NamedTuple):
                 raise ConfigError("REGISTRY_WRITE_KEYS is empty: list the write keys your SDKs send, comma-separated "
                                   "(or declare sources in a configuration document, REGISTRY_CONFIG_KEY)")
         return settings
+
+
+def s3_from_env(environ: Mapping[str, str] | None = None) -> tuple[S3Endpoint, Credentials | None]:
+    """The S3 endpoint and credentials alone, for commands that read a bucket without running the registry."""
+    env = os.environ if environ is None else environ
+    return _s3_endpoint(env), _credentials(env)
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -165,11 +208,34 @@ def _config_location(env: Mapping[str, str], schemas: S3Location | Path) -> S3Ob
     return None
 
 
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
+def _s3_endpoint(env: Mapping[str, str]) -> S3Endpoint:
+    # boto3's order: the bucket's own region, then the runtime's (AWS_REGION), then the configured default.
+    region = _optional(env, "REGISTRY_BUCKET_REGION") or _optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION")
+    # boto3 honours the service-specific variable first, then the global one.
+    name = "AWS_ENDPOINT_URL_S3" if _optional(env, "AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
+    url = _optional(env, name) and _url(env, name, "", example="http://127.0.0.1:9000")
+    if url and urlsplit(url).path:
+        raise ConfigError(f"{name}={url!r} must name a host and port only, such as http://127.0.0.1:9000")
+    style = (_optional(env, "S3_ADDRESSING_STYLE") or "auto").lower()
+    if style not in S3_ADDRESSING_STYLES:
+        raise ConfigError(f"S3_ADDRESSING_STYLE={style!r} is not one of {', '.join(S3_ADDRESSING_STYLES)}")
+    return S3Endpoint(region, url or None, style)
+
+
+def _credentials(env: Mapping[str, str]) -> Credentials | None:
+    key_id, secret = _optional(env, "AWS_ACCESS_KEY_ID"), _optional(env, "AWS_SECRET_ACCESS_KEY")
+    if (key_id is None) != (secret is None):
+        raise ConfigError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+    if key_id is None or secret is None:
+        return None
+    return Credentials(key_id, secret, _optional(env, "AWS_SESSION_TOKEN"))
+
+
+def _url(env: Mapping[str, str], name: str, default: str, example: str | None = None) -> str:
     value = (env.get(name, "").strip() or default).rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
-        raise ConfigError(f"{name}={value!r} is not an http(s) URL such as {default}")
+        raise ConfigError(f"{name}={value!r} is not an http(s) URL such as {example or default}")
     return value
 
 

@@ -14,6 +14,7 @@ from .config import S3Location, S3Object, Settings
 from .document import Document, environment, from_environment, parse
 from .errors import ConfigError, SchemaStoreUnavailableError
 from .log import get_logger
+from .s3 import S3Client
 from .schemas import NOT_MODIFIED, STALE_RETRY_SECONDS, DirectorySource, Fetched, S3Source, SchemaSource
 
 log = get_logger()
@@ -103,8 +104,9 @@ class DocumentStore:
             "document": self.where, "version": version, "sources": len(document.sources)}})
 
 
-def open_configuration(settings: Settings) -> Fixed | DocumentStore:
-    """The configuration the settings point at: a document kept current, or the environment's single source."""
+def open_configuration(settings: Settings, s3: S3Client | None = None) -> Fixed | DocumentStore:
+    """The configuration the settings point at: a document kept current, or the environment's single source.
+    A document in the bucket is read through `s3`, the client the schema store shares."""
     env = environment(settings)
     if settings.config is None:
         return Fixed(Configuration.of(from_environment(env)))
@@ -112,12 +114,14 @@ def open_configuration(settings: Settings) -> Fixed | DocumentStore:
     def load(raw: bytes) -> Configuration:
         return Configuration.of(parse(raw, env))
 
-    source, name, where = _document_source(settings.config)
+    source, name, where = _document_source(settings.config, s3)
     return DocumentStore(source, name, where, load, settings.schema_cache_ttl)
 
 
-def _document_source(location: S3Object | Path) -> tuple[SchemaSource, str, str]:
+def _document_source(location: S3Object | Path, s3: S3Client | None) -> tuple[SchemaSource, str, str]:
     if isinstance(location, Path):
         return DirectorySource(location.parent), location.name, f"REGISTRY_CONFIG={str(location)!r}"
-    source = S3Source(S3Location(location.bucket, location.region, ""))
+    if s3 is None:
+        raise ValueError(f"a configuration document in s3://{location.bucket} needs an S3 client")
+    source = S3Source(S3Location(location.bucket, location.region, ""), s3)
     return source, location.key, f"REGISTRY_CONFIG_KEY={location.key!r} (s3://{location.bucket}/{location.key})"

@@ -45,6 +45,10 @@ class UnavailableError(RegistryError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class S3Error(UnavailableError):
+    """S3 was unreachable within the retry budget, or answered with an error (denied, throttled, no such bucket)."""
+
+
 class SchemaStoreUnavailableError(UnavailableError):
     """The schema store could not be read and the schema is not cached."""
 

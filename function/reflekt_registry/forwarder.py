@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,11 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import urllib3
-from urllib3.util.retry import Retry
 
 from . import __version__
 from .errors import BatchRefusedError, DeliveryError
-from .log import get_logger
+from .retry import RetryPolicy, send
 from .validator import shrink
 
 if TYPE_CHECKING:  # spool.py imports this module
@@ -30,40 +28,6 @@ MAX_BATCH_BYTES = 475_000
 MAX_BATCH_EVENTS = 2_500
 # Batches posted at once: a valid and an invalid destination, plus the extra batches of an unusually large request.
 CONCURRENT_POSTS = 4
-
-log = get_logger()
-
-
-class RetryPolicy(NamedTuple):
-    """When and how long to retry a batch; every number fits inside the Node SDK's 10 s request timeout.
-
-    Delays grow as backoff_base * 2**n (0.1 s, 0.2 s, 0.4 s, ...), each capped at backoff_max, with up to
-    `jitter` of it added at random. A Retry-After header replaces the computed delay. No attempt starts, and
-    no sleep runs, past `budget` seconds from the first attempt: the client then gets a 503 and retries itself.
-    """
-
-    attempts: int = 4
-    budget: float = 6.0
-    connect_timeout: float = 1.0
-    read_timeout: float = 3.0
-    backoff_base: float = 0.1
-    backoff_max: float = 1.0
-    jitter: float = 0.1
-    #: Statuses Segment may clear up on its own: throttling, timeouts and server errors other than 501/505.
-    retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
-
-    def retryable(self, status: int) -> bool:
-        return status in self.retry_statuses
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (0-based)."""
-        if retry_after:
-            try:
-                return max(0.0, Retry().parse_retry_after(retry_after))
-            except urllib3.exceptions.InvalidHeader:
-                pass  # an unreadable Retry-After falls back to backoff
-        wait = min(self.backoff_max, self.backoff_base * 2**attempt)
-        return wait + random.uniform(0, self.jitter * wait)
 
 
 class SegmentClient:
@@ -95,34 +59,16 @@ class SegmentClient:
             "Content-Type": "application/json",
             "User-Agent": f"reflekt-registry/{__version__}",
         }
-        deadline = self.clock() + self.policy.budget
-        retry_after = None
-        for attempt in range(self.policy.attempts):
-            remaining = deadline - self.clock()
-            timeout = urllib3.Timeout(
-                connect=max(0.05, min(self.policy.connect_timeout, remaining)),
-                read=max(0.05, min(self.policy.read_timeout, remaining)),
-            )
-            try:
-                response = self.pool.request("POST", url, body=body, headers=headers, timeout=timeout, retries=False)
-            except urllib3.exceptions.HTTPError as e:  # refused, reset, timed out: Segment may not have seen it
-                failure, retry_after = f"{type(e).__name__}", None
-            else:
-                if 200 <= response.status < 300:
-                    return
-                failure = f"HTTP {response.status}"
-                retry_after = response.headers.get("Retry-After")
-                if not self.policy.retryable(response.status):
-                    refused = BatchRefusedError if 400 <= response.status < 500 else DeliveryError
-                    raise refused(f"Segment refused a batch of {len(lines)} events: {failure}")
-            wait = self.policy.delay(attempt, retry_after)
-            last = attempt == self.policy.attempts - 1
-            if last or self.clock() + wait >= deadline:
-                break
-            log.info("retrying Segment", extra={"fields": {"attempt": attempt + 1, "failure": failure, "wait": round(wait, 3)}})
-            self.sleep(wait)
-        error = DeliveryError(f"Segment did not accept a batch of {len(lines)} events within {self.policy.budget:g} s: {failure}")
-        error.retry_after = retry_after
+        outcome = send(self.pool, "POST", url, body, headers, self.policy, self.clock, self.sleep, "Segment")
+        if outcome.failure is None:
+            if 200 <= outcome.response.status < 300:
+                return
+            status = outcome.response.status
+            refused = BatchRefusedError if 400 <= status < 500 else DeliveryError
+            raise refused(f"Segment refused a batch of {len(lines)} events: HTTP {status}")
+        error = DeliveryError(
+            f"Segment did not accept a batch of {len(lines)} events within {self.policy.budget:g} s: {outcome.failure}")
+        error.retry_after = outcome.retry_after
         raise error
 
 

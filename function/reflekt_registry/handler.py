@@ -8,15 +8,16 @@ from typing import Any
 
 from . import log, payload, routes, routing
 from .cdn_settings import settings_document
-from .config import Settings
+from .config import S3Location, Settings
 from .document_store import DocumentStore, Fixed, open_configuration
-from .errors import RegistryError
+from .errors import ConfigError, RegistryError
 from .forwarder import Forwarder, SegmentClient
 from .metrics import NO_METRICS, EmfMetrics, Metrics
 from .request import ApiGatewayEvent
 from .responses import ACCEPTED, PREFLIGHT, Response, error_response
 from .routes import Action
 from .routing import Outlets, open_outlets
+from .s3 import S3Client
 from .schemas import open_store
 from .spool import Spool, drain_client, is_schedule, open_spool
 from .validator import Validator
@@ -39,10 +40,16 @@ class Registry:
         self.replay = replay  # the drain's Segment client, when there is a spool to drain
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS) -> Registry:
-        configuration = open_configuration(settings)
-        store = open_store(settings.schemas, settings.schema_cache_ttl)
-        spool = open_spool(settings.spool, metrics)
+    def from_settings(cls, settings: Settings, metrics: Metrics = NO_METRICS, s3: S3Client | None = None) -> Registry:
+        """`s3` is the one S3 client every user of the bucket shares (schemas, their index, the configuration
+        document, the spool); by default it signs with the credentials in the settings (the Lambda's)."""
+        if s3 is None and isinstance(settings.schemas, S3Location):
+            if settings.aws_credentials is None:
+                raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and schemas are in S3")
+            s3 = S3Client(settings.s3, settings.aws_credentials)
+        configuration = open_configuration(settings, s3)
+        store = open_store(settings.schemas, settings.schema_cache_ttl, s3)
+        spool = open_spool(settings.spool, metrics, s3)
         replay = drain_client(settings.segment_api_host) if spool and settings.segment_api_host else None
         return cls(configuration, Validator(store), Forwarder(spool), open_outlets(settings), metrics, replay)
 

@@ -13,12 +13,12 @@ from urllib.parse import unquote
 
 import fastjsonschema
 
-from .boto3_client import BucketPrefix
 from .config import S3Location
-from .errors import SchemaStoreUnavailableError
+from .errors import S3Error, SchemaStoreUnavailableError
 from .log import get_logger
 from .patterns import dangerous_patterns
 from .plans import INDEX_KEY, IndexEntry, SchemaIndex, entry_from_document, entry_from_path, read_index_document
+from .s3 import BucketPrefix, NotModified, S3Client
 
 # fastjsonschema compiles these faithfully; it silently ignores keywords of later drafts, so those are refused.
 SUPPORTED_DIALECTS = {
@@ -156,52 +156,24 @@ class S3Source(BucketPrefix):
         return Catalog(tuple(filter(None, map(entry_from_path, self._list()))), None)
 
     def _get(self, key: str, known_version: str | None) -> Fetched | object | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        request = {"Bucket": self.location.bucket, "Key": key}
-        if known_version:
-            request["IfNoneMatch"] = known_version
         try:
-            response = self.client.get_object(**request)
-            return Fetched(response["Body"].read(), response["ETag"])
-        except ClientError as e:
-            code = _error_code(e)
-            if code in ("304", "NotModified"):
-                return NOT_MODIFIED
-            if code in ("404", "NoSuchKey"):
-                return None
-            raise self._outage(key, e) from e
-        except BotoCoreError as e:
-            raise self._outage(key, e) from e
+            found = self.client.get(self.location.bucket, key, if_none_match=known_version)
+        except S3Error as e:
+            raise SchemaStoreUnavailableError(str(e)) from e
+        if found is None:
+            return None
+        if isinstance(found, NotModified):
+            return NOT_MODIFIED
+        return Fetched(found.body, found.etag)
 
     def _list(self) -> list[str]:
         """The schema ids under the prefix: ListObjectsV2 pages of up to 1,000 keys."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         prefix = self.location.prefix
-        ids, token = [], None
-        while True:
-            request = {"Bucket": self.location.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
-            try:
-                page = self.client.list_objects_v2(**request)
-            except (ClientError, BotoCoreError) as e:
-                raise self._outage(prefix, e) from e
-            ids += [item["Key"][len(prefix):] for item in page.get("Contents", [])]
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return [schema_id for schema_id in ids if is_valid_schema_id(schema_id)]
-
-    def _outage(self, key: str, error: Exception) -> SchemaStoreUnavailableError:
-        from botocore.exceptions import ClientError
-
-        where = f"s3://{self.location.bucket}/{key}"
-        if isinstance(error, ClientError):
-            return SchemaStoreUnavailableError(f"cannot read {where}: {_error_code(error)}")
-        return SchemaStoreUnavailableError(f"cannot reach S3 for {where}: {error}")
-
-
-def _error_code(error: Any) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+        try:
+            ids = [item.key[len(prefix):] for item in self.client.list(self.location.bucket, prefix)]
+        except S3Error as e:
+            raise SchemaStoreUnavailableError(str(e)) from e
+        return [schema_id for schema_id in ids if is_valid_schema_id(schema_id)]
 
 
 class _Entry:
@@ -302,9 +274,13 @@ class SchemaStore:
         return entry.value
 
 
-def open_store(location: S3Location | Path, ttl: float) -> SchemaStore:
-    source: SchemaSource = S3Source(location) if isinstance(location, S3Location) else DirectorySource(location)
-    return SchemaStore(source, ttl)
+def open_store(location: S3Location | Path, ttl: float, s3: S3Client | None = None) -> SchemaStore:
+    """A store over the folder, or over the bucket through `s3` (required then)."""
+    if isinstance(location, S3Location):
+        if s3 is None:
+            raise ValueError(f"schemas in s3://{location.bucket} need an S3 client")
+        return SchemaStore(S3Source(location, s3), ttl)
+    return SchemaStore(DirectorySource(location), ttl)
 
 
 class _RefuseRemoteRefs(Mapping[str, Callable[[str], Any]]):

@@ -33,19 +33,23 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from .boto3_client import BucketPrefix
 from .config import S3Location
-from .errors import BatchRefusedError, DeliveryError, SpoolUnavailableError
-from .forwarder import RetryPolicy, SegmentClient, pack
+from .errors import BatchRefusedError, DeliveryError, S3Error, SpoolUnavailableError
+from .forwarder import SegmentClient, pack
 from .log import get_logger
 from .metrics import NO_METRICS, Metrics
+from .retry import RetryPolicy
+from .s3 import BucketPrefix, S3Client
 
 OBJECT_SUFFIX = ".jsonl"
+# What a spooled batch is, for whoever opens one in the S3 console: JSON Lines.
+CONTENT_TYPE = "application/jsonl"
 # Fixed-width UTC time first, so that name order is age order and listing returns the oldest first.
 OBJECT_NAME = re.compile(r"(\d{8}T\d{6}\.\d{6})Z-[0-9a-f]{32}\.jsonl")
 TIME_FORMAT = "%Y%m%dT%H%M%S"
@@ -154,57 +158,47 @@ class FolderStore:
 
 
 class S3Store(BucketPrefix):
-    """The Lambda's spool: objects under a prefix of the registry bucket, encrypted by the bucket's default."""
+    """The Lambda's spool: objects under a prefix of the registry bucket, encrypted by the bucket's default.
 
-    # A spool write happens after Segment's 6 s budget ran out, within the Lambda's 10 s timeout: 2 attempts of
-    # at most 0.5 s to connect and 1 s to read leave the answer inside it.
-    CONNECT_TIMEOUT_SECONDS = 0.5
-    READ_TIMEOUT_SECONDS = 1.0
-    MAX_ATTEMPTS = 2
+    It shares the registry's S3 client: a spool write happens after Segment's 6 s budget ran out, and the client's
+    3 s budget (s3.S3_RETRY_POLICY) still leaves the answer inside the Lambda's 10 s timeout.
+    """
 
     def put(self, name: str, body: bytes) -> None:
         with self._call(name):
-            self.client.put_object(Bucket=self.location.bucket, Key=self.location.prefix + name, Body=body)
+            self.client.put(self.location.bucket, self.location.prefix + name, body, CONTENT_TYPE)
 
     def put_if(self, name: str, body: bytes, etag: str | None) -> str | None:
-        condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
-        with self._call(name, refused=("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404")):
-            return str(self.client.put_object(Bucket=self.location.bucket, Key=self.location.prefix + name, Body=body,
-                                              **condition)["ETag"])
-        return None
+        # The client answers None when the condition fails: another drain holds or just took the lock.
+        condition = {"if_none_match": "*"} if etag is None else {"if_match": etag}
+        with self._call(name):
+            return self.client.put(self.location.bucket, self.location.prefix + name, body, CONTENT_TYPE, **condition)
 
     def get(self, name: str) -> tuple[bytes, str] | None:
-        with self._call(name, refused=("NoSuchKey", "404")):
-            response = self.client.get_object(Bucket=self.location.bucket, Key=self.location.prefix + name)
-            return response["Body"].read(), str(response["ETag"])
-        return None
+        with self._call(name):
+            found = self.client.get(self.location.bucket, self.location.prefix + name)
+        return None if found is None else (found.body, found.etag)
 
     def list(self, limit: int) -> list[str]:
-        # The delimiter keeps lock/ and rejected/ out: they come back as common prefixes, not objects.
+        # Keys come in order, and spooled batches (named by time, digits first) sort before lock/ and rejected/,
+        # so reading stops at the first page unless it holds fewer than `limit` batches.
+        prefix = self.location.prefix
         with self._call(""):
-            response = self.client.list_objects_v2(Bucket=self.location.bucket, Prefix=self.location.prefix,
-                                                   Delimiter="/", MaxKeys=limit)
-        names = (item["Key"][len(self.location.prefix):] for item in response.get("Contents", ()))
-        return sorted(name for name in names if OBJECT_NAME.fullmatch(name))
+            listed = self.client.list(self.location.bucket, prefix, page_keys=min(limit, MAX_LISTED_OBJECTS))
+            names = (item.key[len(prefix):] for item in listed)
+            return list(islice((name for name in names if OBJECT_NAME.fullmatch(name)), limit))
 
     def delete(self, name: str) -> None:
         with self._call(name):
-            self.client.delete_object(Bucket=self.location.bucket, Key=self.location.prefix + name)
+            self.client.delete(self.location.bucket, self.location.prefix + name)
 
     @contextmanager
-    def _call(self, name: str, refused: tuple[str, ...] = ()) -> Iterator[None]:
-        """Turns botocore's errors into SpoolUnavailableError; the codes in `refused` end the block quietly."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        where = f"s3://{self.location.bucket}/{self.location.prefix}{name}"
+    def _call(self, name: str) -> Iterator[None]:
+        """Turns the S3 client's errors into SpoolUnavailableError."""
         try:
             yield
-        except ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            if code not in refused:
-                raise SpoolUnavailableError(f"cannot use {where}: {code}") from e
-        except BotoCoreError as e:
-            raise SpoolUnavailableError(f"cannot reach S3 for {where}: {e}") from e
+        except S3Error as e:
+            raise SpoolUnavailableError(f"cannot use s3://{self.location.bucket}/{self.location.prefix}{name}: {e}") from e
 
 
 class Spooled(NamedTuple):
@@ -411,10 +405,16 @@ class Spool:
         return report
 
 
-def open_spool(location: S3Location | Path | None, metrics: Metrics = NO_METRICS) -> Spool | None:
+def open_spool(location: S3Location | Path | None, metrics: Metrics = NO_METRICS, s3: S3Client | None = None) -> Spool | None:
+    """The spool in the folder, or under the bucket's prefix through `s3` (required then); None for no spool."""
     if location is None:
         return None
-    store: SpoolStore = S3Store(location) if isinstance(location, S3Location) else FolderStore(location)
+    if isinstance(location, S3Location):
+        if s3 is None:
+            raise ValueError(f"a spool in s3://{location.bucket} needs an S3 client")
+        store: SpoolStore = S3Store(location, s3)
+    else:
+        store = FolderStore(location)
     return Spool(store, metrics)
 
 

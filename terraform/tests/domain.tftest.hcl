@@ -50,9 +50,9 @@ run "domain_without_a_zone" {
 
   assert {
     condition = (
-      aws_apigatewayv2_api_mapping.this[0].api_id == aws_apigatewayv2_api.this.id
+      aws_apigatewayv2_api_mapping.this[0].api_id == aws_apigatewayv2_api.this[0].id
       && aws_apigatewayv2_api_mapping.this[0].domain_name == aws_apigatewayv2_domain_name.this[0].id
-      && aws_apigatewayv2_api_mapping.this[0].stage == aws_apigatewayv2_stage.this.id
+      && aws_apigatewayv2_api_mapping.this[0].stage == aws_apigatewayv2_stage.this[0].id
       && aws_apigatewayv2_api_mapping.this[0].api_mapping_key == null
     )
     error_message = "The domain must map the API's stage at its root, so SDK hosts carry no path."

@@ -207,42 +207,47 @@ run "http_api" {
 
   assert {
     condition = (
-      aws_apigatewayv2_integration.lambda.integration_type == "AWS_PROXY"
-      && aws_apigatewayv2_integration.lambda.payload_format_version == "2.0"
+      aws_apigatewayv2_integration.lambda[0].integration_type == "AWS_PROXY"
+      && aws_apigatewayv2_integration.lambda[0].payload_format_version == "2.0"
     )
     error_message = "The Lambda integration must be a proxy with payload format 2.0."
   }
 
   assert {
-    condition     = aws_apigatewayv2_stage.this.name == "$default" && aws_apigatewayv2_stage.this.auto_deploy
+    condition     = aws_apigatewayv2_stage.this[0].name == "$default" && aws_apigatewayv2_stage.this[0].auto_deploy
     error_message = "The API must serve an auto-deployed $default stage, so SDK hosts carry no stage path."
   }
 
   assert {
     condition = (
-      aws_apigatewayv2_stage.this.default_route_settings[0].throttling_burst_limit == 50
-      && aws_apigatewayv2_stage.this.default_route_settings[0].throttling_rate_limit == 25
+      aws_apigatewayv2_stage.this[0].default_route_settings[0].throttling_burst_limit == 50
+      && aws_apigatewayv2_stage.this[0].default_route_settings[0].throttling_rate_limit == 25
     )
     error_message = "Stage throttling must come from throttling_burst_limit and throttling_rate_limit."
   }
 
   assert {
-    condition     = aws_cloudwatch_log_group.api.retention_in_days == 14 && length(aws_apigatewayv2_stage.this.access_log_settings) == 1
+    condition     = aws_cloudwatch_log_group.api[0].retention_in_days == 14 && length(aws_apigatewayv2_stage.this[0].access_log_settings) == 1
     error_message = "Access logs must go to a log group with a retention."
   }
 
   assert {
     condition = (
-      aws_apigatewayv2_api.this.cors_configuration[0].allow_origins == toset(["*"])
-      && aws_apigatewayv2_api.this.cors_configuration[0].allow_methods == toset(["GET", "POST", "OPTIONS"])
-      && aws_apigatewayv2_api.this.cors_configuration[0].allow_headers == toset(["content-type", "authorization", "x-retry-count"])
+      aws_apigatewayv2_api.this[0].cors_configuration[0].allow_origins == toset(["*"])
+      && aws_apigatewayv2_api.this[0].cors_configuration[0].allow_methods == toset(["GET", "POST", "OPTIONS"])
+      && aws_apigatewayv2_api.this[0].cors_configuration[0].allow_headers == toset(["content-type", "authorization", "x-retry-count"])
     )
     error_message = "CORS must let browser SDKs post with Authorization and X-Retry-Count."
   }
 
   assert {
-    condition     = aws_lambda_permission.api.principal == "apigateway.amazonaws.com" && aws_lambda_permission.api.action == "lambda:InvokeFunction"
+    condition     = aws_lambda_permission.api[0].principal == "apigateway.amazonaws.com" && aws_lambda_permission.api[0].action == "lambda:InvokeFunction"
     error_message = "Only API Gateway may invoke the function."
+  }
+
+  assert {
+    condition     = length(aws_lambda_function_url.this) == 0 && length(aws_lambda_permission.function_url) == 0
+    error_message = "The default endpoint_type (http_api) must create no function URL."
   }
 }
 
@@ -258,6 +263,7 @@ run "rejects_bad_inputs" {
     schema_prefix         = "schemas"
     segment_api_host      = "http://api.segment.io"
     registry_write_keys   = ["has space"]
+    endpoint_type         = "rest_api"
   }
 
   expect_failures = [
@@ -269,5 +275,6 @@ run "rejects_bad_inputs" {
     var.schema_prefix,
     var.segment_api_host,
     var.registry_write_keys,
+    var.endpoint_type,
   ]
 }

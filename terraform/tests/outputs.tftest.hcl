@@ -26,4 +26,35 @@ run "sdk_config" {
     }
     error_message = "sdk_config must give each SDK the exact host values that reach the registry."
   }
+
+  assert {
+    condition     = output.function_url == ""
+    error_message = "function_url must be empty with the default endpoint_type."
+  }
+}
+
+run "sdk_config_with_a_function_url" {
+  variables {
+    endpoint_type = "function_url"
+  }
+
+  assert {
+    condition     = output.api_endpoint == "https://xyz789.lambda-url.us-east-1.on.aws" && output.function_url == "https://xyz789.lambda-url.us-east-1.on.aws/"
+    error_message = "api_endpoint must be the function URL without its trailing slash."
+  }
+
+  assert {
+    condition = output.sdk_config == {
+      python  = { host = "https://xyz789.lambda-url.us-east-1.on.aws" }
+      node    = { host = "https://xyz789.lambda-url.us-east-1.on.aws", path = "/v1/batch" }
+      browser = { apiHost = "xyz789.lambda-url.us-east-1.on.aws/v1", cdnURL = "https://xyz789.lambda-url.us-east-1.on.aws" }
+      mobile  = { apiHost = "xyz789.lambda-url.us-east-1.on.aws/v1", cdnHost = "xyz789.lambda-url.us-east-1.on.aws/v1" }
+    }
+    error_message = "sdk_config must point every SDK at the function URL."
+  }
+
+  assert {
+    condition     = output.api_execution_arn == "" && output.api_access_log_group_name == ""
+    error_message = "Without an HTTP API, its outputs must be empty."
+  }
 }

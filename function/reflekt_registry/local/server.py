@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .. import log
-from ..config import Settings
+from ..config import S3Location, Settings
 from ..errors import RegistryError
 from ..handler import Registry
 from ..request import MAX_ENCODED_BODY_BYTES, ApiGatewayEvent
+from .aws import local_s3_client
 from .inspection import PREFIX, InspectionApi, RecentEvents, record
 
 DEFAULT_PORT = 8080
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(local=True, config_file=args.config)
         logger = log.configure(settings.debug)  # before the registry, which logs the document it reads
-        registry = Registry.from_settings(settings)
+        s3 = local_s3_client(settings.s3, settings.aws_credentials) if isinstance(settings.schemas, S3Location) else None
+        registry = Registry.from_settings(settings, s3=s3)
     except RegistryError as e:  # a bad setting or document, or a document that cannot be read
         print(f"configuration error: {e}", file=sys.stderr)
         return 2

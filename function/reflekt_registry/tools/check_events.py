@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_SCHEMA_PREFIX, S3Location
+from ..config import DEFAULT_SCHEMA_PREFIX, S3Location, s3_from_env
 from ..controls import DEFAULT_POLICY, Policy
 from ..document import ENVIRONMENT_SOURCE, Environment, Source, parse
 from ..errors import ConfigError, SchemaStoreUnavailableError
+from ..local.aws import local_s3_client
 from ..metrics import listed_under
 from ..payload import BATCH_LEVEL_OBJECTS, CALL_TYPES, inherit_batch_level
 from ..request import GZIP_MAGIC
@@ -171,8 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         return _fail(f"{args.config}: {e}")
     prefix = args.prefix if not args.prefix or args.prefix.endswith("/") else args.prefix + "/"
-    location = args.schemas if args.schemas is not None else S3Location(args.bucket, args.region, prefix)
-    validator = Validator(open_store(location, SCHEMA_CACHE_TTL))
+    if args.schemas is not None:
+        store = open_store(args.schemas, SCHEMA_CACHE_TTL)
+    else:
+        endpoint, credentials = s3_from_env()
+        try:
+            s3 = local_s3_client(endpoint._replace(region=args.region or endpoint.region), credentials)
+        except ConfigError as e:
+            return _fail(str(e))
+        store = open_store(S3Location(args.bucket, args.region, prefix), SCHEMA_CACHE_TTL, s3)
+    validator = Validator(store)
     try:
         reports = check(read_events(read_lines(args.events)), validator, policy)
     except (OSError, EOFError, zlib.error) as e:  # missing, unreadable, or a broken gzip stream

@@ -20,6 +20,9 @@ module "reflekt_registry" {
   invalid_write_key         = var.invalid_write_key
   segment_api_host          = var.segment_api_host
 
+  # "function_url" drops API Gateway (and its per-request charge); reserved concurrency is then the only throttle.
+  endpoint_type = var.endpoint_type
+
   memory_size                    = 256
   reserved_concurrent_executions = 5
   log_retention_in_days          = 7

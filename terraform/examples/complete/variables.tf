@@ -55,3 +55,9 @@ variable "segment_api_host" {
   type        = string
   default     = "https://api.segment.io"
 }
+
+variable "endpoint_type" {
+  description = "\"http_api\" (API Gateway) or \"function_url\" (a Lambda function URL, cheaper per request)"
+  type        = string
+  default     = "http_api"
+}

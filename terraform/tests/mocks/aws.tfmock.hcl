@@ -51,6 +51,13 @@ mock_resource "aws_apigatewayv2_api" {
   }
 }
 
+# endpoint.tftest.hcl and outputs.tftest.hcl derive the SDK settings from this URL (AWS prints it with a slash).
+mock_resource "aws_lambda_function_url" {
+  defaults = {
+    function_url = "https://xyz789.lambda-url.us-east-1.on.aws/"
+  }
+}
+
 # An empty bucket, unless a run overrides the listing to stand for schemas published earlier.
 mock_data "aws_s3_objects" {
   defaults = {
