@@ -169,6 +169,13 @@ def test_list_follows_continuation_tokens_lazily(s3, client, monkeypatch):
     assert all(isinstance(item, ListedObject) and item.size == 2 and item.etag.startswith('"') for item in rest)
 
 
+def test_list_with_a_delimiter_leaves_out_what_is_in_folders(s3, client):
+    for key in ("spool/a.jsonl", "spool/b.jsonl", "spool/lock/drain", "spool/rejected/c.jsonl"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    assert [item.key for item in client.list(BUCKET, "spool/", delimiter="/")] == ["spool/a.jsonl", "spool/b.jsonl"]
+    assert len(list(client.list(BUCKET, "spool/"))) == 4
+
+
 def test_put_then_delete(s3, client):
     etag = client.put(BUCKET, "spool/batch-1.json", b'{"batch":[]}')
     stored = s3.get_object(Bucket=BUCKET, Key="spool/batch-1.json")

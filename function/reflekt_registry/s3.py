@@ -176,11 +176,14 @@ class S3Client:
         self._expect(response, 200, "GET", bucket, key)
         return StoredObject(response.data, response.headers.get("ETag", ""))
 
-    def list(self, bucket: str, prefix: str = "", page_keys: int = LIST_PAGE_KEYS) -> Iterator[ListedObject]:
-        """Every object under the prefix, in key order; one request per page, made only as the caller reads on."""
+    def list(self, bucket: str, prefix: str = "", page_keys: int = LIST_PAGE_KEYS, delimiter: str = "") -> Iterator[ListedObject]:
+        """Every object under the prefix, in key order; one request per page, made only as the caller reads on.
+        With a delimiter, only the objects whose key has none of it past the prefix (no "folders")."""
         token = None
         while True:
             query = [("list-type", "2"), ("max-keys", str(page_keys)), ("prefix", prefix)]
+            if delimiter:
+                query.append(("delimiter", delimiter))
             if token:
                 query.append(("continuation-token", token))
             response = self._request("GET", bucket, "", query=query)

@@ -180,11 +180,10 @@ class S3Store(BucketPrefix):
         return None if found is None else (found.body, found.etag)
 
     def list(self, limit: int) -> list[str]:
-        # Keys come in order, and spooled batches (named by time, digits first) sort before lock/ and rejected/,
-        # so reading stops at the first page unless it holds fewer than `limit` batches.
+        # The delimiter keeps lock/ and rejected/ out: however many refused batches wait there, one page is read.
         prefix = self.location.prefix
         with self._call(""):
-            listed = self.client.list(self.location.bucket, prefix, page_keys=min(limit, MAX_LISTED_OBJECTS))
+            listed = self.client.list(self.location.bucket, prefix, page_keys=min(limit, MAX_LISTED_OBJECTS), delimiter="/")
             names = (item.key[len(prefix):] for item in listed)
             return list(islice((name for name in names if OBJECT_NAME.fullmatch(name)), limit))
 

@@ -73,8 +73,9 @@ class FakeS3:
             return NotModified(etag)
         return StoredObject(self.objects[key], etag)
 
-    def list(self, bucket: str, prefix: str = "", page_keys: int = LIST_PAGE_KEYS) -> Iterator[ListedObject]:
-        keys = sorted(key for key in self.objects if key.startswith(prefix))
+    def list(self, bucket: str, prefix: str = "", page_keys: int = LIST_PAGE_KEYS, delimiter: str = "") -> Iterator[ListedObject]:
+        keys = sorted(key for key in self.objects
+                      if key.startswith(prefix) and not (delimiter and delimiter in key[len(prefix):]))
         for start in range(0, max(len(keys), 1), page_keys):
             self._call("LIST", bucket, prefix, start=start)
             yield from (ListedObject(key, etag_of(self.objects[key]), len(self.objects[key]))
