@@ -243,3 +243,9 @@ def test_batch_level_context_names_the_version_as_in_the_registry(tmp_path, caps
     envelope = {"batch": [order(order_id="o1", total=1, currency="USD")], "context": {"protocols": {"event_version": 2}}}
     code, out, _ = run(capsys, jsonl(tmp_path, envelope), "--schemas", TRACKING_PLAN_SCHEMAS)
     assert code == EXIT_VALID and ["acme/Order_Completed/2-0.json", "1", "0"] in [line.split() for line in out.splitlines()]
+
+
+def test_a_plan_that_is_no_id_prefix_is_refused_as_the_document_would_refuse_it(tmp_path, capsys):
+    code, _, err = run(capsys, jsonl(tmp_path, track()), "--schemas", EXAMPLE_SCHEMAS, "--plan", "")
+    assert code == EXIT_UNREADABLE
+    assert "--plan[0]" in err and "is not a $id prefix" in err

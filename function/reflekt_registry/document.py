@@ -102,7 +102,7 @@ def parse(raw: bytes, env: Environment) -> Document:
         raise ConfigError(f"version: required; set it to {VERSION}")
     if type(top["version"]) is not int or top["version"] != VERSION:  # neither true nor 1.0
         raise ConfigError(f"version: {_shown(top['version'])} is not a known version; expected {VERSION}")
-    policy = Policy(_plans(top.get("plans", []), "plans"), _controls(top.get("controls", {}), "controls", Controls()))
+    policy = Policy(parse_plans(top.get("plans", []), "plans"), _controls(top.get("controls", {}), "controls", Controls()))
     if "sources" not in top:
         for key in ("invalid_write_key", "default_source"):
             if key in top:
@@ -141,7 +141,7 @@ def _sources(value: Any, policy: Policy, shared_invalid: str | None) -> tuple[So
         if "write_keys" not in fields:
             raise ConfigError(f"{path}.write_keys: required; list the write keys this source's apps send")
         keys = _keys(fields["write_keys"], f"{path}.write_keys")
-        plans = _plans(fields["plans"], f"{path}.plans") if "plans" in fields else policy.plans
+        plans = parse_plans(fields["plans"], f"{path}.plans") if "plans" in fields else policy.plans
         controls = _controls(fields.get("controls", {}), f"{path}.controls", policy.controls)
         valid = _key(fields["valid_write_key"], f"{path}.valid_write_key") if "valid_write_key" in fields else None
         invalid = _key(fields["invalid_write_key"], f"{path}.invalid_write_key") if "invalid_write_key" in fields else shared_invalid
@@ -195,7 +195,8 @@ def _object(value: Any, path: str, allowed: tuple[str, ...] | None) -> dict[str,
     return value
 
 
-def _plans(value: Any, path: str) -> tuple[str, ...]:
+def parse_plans(value: Any, path: str) -> tuple[str, ...]:
+    """$id prefixes as a Policy holds them ("jaffle_shop" read as "jaffle_shop/"), checked; errors name `path`."""
     if not isinstance(value, list):
         raise ConfigError(f"{path}: is a JSON {_json_type(value)}; expected an array of $id prefixes such as \"jaffle_shop/\"")
     plans: dict[str, int] = {}

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config import DEFAULT_SCHEMA_PREFIX, S3Location, s3_from_env
 from ..controls import DEFAULT_POLICY, Policy
-from ..document import ENVIRONMENT_SOURCE, Environment, Source, parse
+from ..document import ENVIRONMENT_SOURCE, Environment, Source, parse, parse_plans
 from ..errors import ConfigError, SchemaStoreUnavailableError
 from ..local.aws import local_s3_client
 from ..metrics import listed_under
@@ -165,12 +165,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--source needs --config, the document that declares the source")
     if args.plan and args.config is not None:
         parser.error("--plan and --config both name plans: give the plans in the document, or drop --config")
-    try:
-        policy = Policy(plans_of(args.plan)) if args.config is None else source_policy(args.config, args.source)
-    except OSError as e:
-        return _fail(f"cannot read {args.config}: {e.strerror or e}")
-    except ConfigError as e:
-        return _fail(f"{args.config}: {e}")
+    if args.config is None:
+        try:
+            policy = Policy(parse_plans(args.plan, "--plan"))
+        except ConfigError as e:
+            return _fail(str(e))
+    else:
+        try:
+            policy = source_policy(args.config, args.source)
+        except OSError as e:
+            return _fail(f"cannot read {args.config}: {e.strerror or e}")
+        except ConfigError as e:
+            return _fail(f"{args.config}: {e}")
     prefix = args.prefix if not args.prefix or args.prefix.endswith("/") else args.prefix + "/"
     if args.schemas is not None:
         store = open_store(args.schemas, SCHEMA_CACHE_TTL)
@@ -194,11 +200,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{args.events} holds no events, so nothing was checked")
     print(render(reports))
     return EXIT_INVALID if any(report.invalid for report in reports.values()) else EXIT_VALID
-
-
-def plans_of(prefixes: list[str]) -> tuple[str, ...]:
-    """$id prefixes as a Policy holds them: "jaffle_shop" is read as "jaffle_shop/"."""
-    return tuple(p if p.endswith("/") else p + "/" for p in prefixes)
 
 
 def _fail(message: str) -> int:
