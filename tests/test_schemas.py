@@ -366,7 +366,8 @@ INTEGER_SCHEMA = body({"$schema": DRAFT_07, "type": "integer"})
 class FakeSource:
     """Schemas in memory, versioned by content like ETags; records each fetch and can be taken down."""
 
-    def __init__(self, schemas: dict[str, bytes] | None = None):
+    def __init__(self, schemas: dict[str, bytes] | None = None, concurrency: int = 1):
+        self.concurrency = concurrency
         self.schemas = dict(schemas or {})
         self.fetches: list[tuple[str, str | None]] = []
         self.down = False
@@ -525,6 +526,108 @@ def test_concurrent_lookups_of_an_expired_schema_fetch_it_once(source):
         worker.join(timeout=10)
     assert len(results) == threads_count
     assert len(source.fetches) == 2  # the priming fetch and a single refresh
+
+
+# -- prefetch: the schemas of a batch at once ------------------------------------------------------------
+
+OTHER = "t/Other/1-0.json"
+BROKEN = "t/Broken/1-0.json"
+UNKNOWN = "t/Unknown/1-0.json"
+
+
+def test_prefetch_fetches_each_uncached_id_once_and_at_most_the_sources_concurrency_at_once(clock):
+    """Seven ids through a source that takes three at once: the first three fetches are in flight together (they
+    meet at a barrier), no more than three ever are, each id is fetched once, and the gets after it fetch nothing."""
+    ids = [f"t/Thing_{n}/1-0.json" for n in range(7)]
+    source = FakeSource(dict.fromkeys(ids, STRING_SCHEMA), concurrency=3)
+    in_flight = peak = 0
+    counting = threading.Lock()
+    first_three = threading.Barrier(3, timeout=5)
+
+    def count_and_meet() -> None:
+        nonlocal in_flight, peak
+        with counting:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            first = len(source.fetches) <= 3  # a fourth fetch starts only once one of the first three is done
+        if first:
+            first_three.wait()
+        with counting:
+            in_flight -= 1
+
+    source.before_fetch = count_and_meet
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.prefetch(ids + ids[:2])
+    assert peak == 3
+    assert sorted(source.fetches) == [(schema_id, None) for schema_id in ids]
+    assert all(isinstance(store.get(schema_id), CompiledSchema) for schema_id in ids)
+    assert len(source.fetches) == len(ids)
+
+
+def test_prefetch_leaves_fresh_entries_and_a_lone_id_alone(clock):
+    """Only ids not cached or expired are fetched; a single one is left to get, in the caller's thread."""
+    source = FakeSource({THING: STRING_SCHEMA, OTHER: INTEGER_SCHEMA}, concurrency=4)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.get(THING)
+    store.prefetch([THING, OTHER])
+    assert source.fetches == [(THING, None)]
+    store.get(OTHER)
+    store.prefetch([THING, OTHER])
+    assert len(source.fetches) == 2
+
+
+def answers(store: SchemaStore, ids: list[str], prefetch: bool) -> list[Any]:
+    """What get answers for each id, after a prefetch of them all or not; an outage ends the batch, as it ends a
+    request."""
+    try:
+        if prefetch:
+            store.prefetch(ids)
+        return [(type(schema).__name__, getattr(schema, "reason", None)) for schema in map(store.get, ids)]
+    except SchemaStoreUnavailableError as e:
+        return [str(e)]
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["cold", "expired"])
+@pytest.mark.parametrize("down", [False, True], ids=["up", "down"])
+@pytest.mark.parametrize("changed", [False, True], ids=["unchanged", "changed"])
+def test_prefetch_changes_when_schemas_are_fetched_never_what_the_store_answers(cached, down, changed):
+    """The same batch (a good schema twice, another, a broken one, an unknown id) through two stores, one left to
+    get and one prefetching first: the same answers, the same outage, the same stale copies served while the source
+    is down, and the same state once it is back. The same fetches too, with the same known versions, except in an
+    outage with nothing cached: there get stops at the first id, while prefetch has asked for every one at once."""
+    from conftest import FakeClock
+
+    batch = [THING, OTHER, BROKEN, UNKNOWN, THING]
+    runs = []
+    for prefetch in (False, True):
+        clock = FakeClock()
+        source = FakeSource({THING: STRING_SCHEMA, OTHER: STRING_SCHEMA, BROKEN: b"{"}, concurrency=4)
+        store = SchemaStore(source, ttl=60, clock=clock)
+        if cached:
+            answers(store, batch, prefetch=False)
+            clock.advance(60)
+        if changed:
+            source.schemas[OTHER] = INTEGER_SCHEMA
+        source.down = down
+        during = answers(store, batch, prefetch)
+        source.down = False
+        clock.advance(STALE_RETRY_SECONDS)
+        after = answers(store, batch, prefetch)
+        runs.append((during, after, accepts(store.get(OTHER), 1), sorted(source.fetches, key=repr)))
+    (during, after, integer, fetches), prefetched = runs
+    assert prefetched[:3] == (during, after, integer)
+    outage_tries = [] if cached or not down else [(schema_id, None) for schema_id in (OTHER, BROKEN, UNKNOWN)]
+    assert prefetched[3] == sorted(fetches + outage_tries, key=repr)
+
+
+def test_prefetch_raises_the_outage_of_the_first_id_that_failed(clock):
+    """With nothing cached and the source down, prefetch fails as the first get would, after trying them all."""
+    source = FakeSource({THING: STRING_SCHEMA, OTHER: STRING_SCHEMA}, concurrency=2)
+    source.down = True
+    store = SchemaStore(source, ttl=60, clock=clock)
+    with pytest.raises(SchemaStoreUnavailableError, match="the fake source is down"):
+        store.prefetch([THING, OTHER])
+    assert sorted(source.fetches) == [(OTHER, None), (THING, None)]
 
 
 # -- S3Source (moto server) -------------------------------------------------------------------------------
