@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import urllib3
 
-from . import __version__
+from . import __version__, connections
 from .config import Credentials, S3Endpoint, S3Location
 from .errors import S3Error
 from .retry import RetryPolicy, send
@@ -164,7 +164,7 @@ class S3Client:
         self.clock = clock
         self.sleep = sleep
         self.now = now
-        self.pool = pool or urllib3.PoolManager(num_pools=POOL_HOSTS, maxsize=POOL_CONNECTIONS_PER_HOST, retries=False)
+        self.pool = pool or connections.pool(endpoint.url or "https://", POOL_CONNECTIONS_PER_HOST, POOL_HOSTS)
 
     def get(self, bucket: str, key: str, if_none_match: str | None = None) -> StoredObject | NotModified | None:
         """The object; NotModified when its ETag is still `if_none_match`; None when there is no such key."""
