@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,11 +10,8 @@ from typing import Any
 
 import pytest
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tls_support import CERTIFICATE, server_context
 from reflekt_registry.connections import pool, tls_context
 
 
@@ -26,24 +21,6 @@ def fresh_context() -> Iterator[None]:
     tls_context.cache_clear()
     yield
     tls_context.cache_clear()
-
-
-def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
-    """A certificate for `host` signed by its own key, and the key: (certificate, key) PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                   .sign(key, hashes.SHA256()))
-    certificate_path, key_path = directory / "cert.pem", directory / "key.pem"
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return certificate_path, key_path
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -67,16 +44,13 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def tls_server(tmp_path) -> Iterator[tuple[int, Path]]:
-    """An https server on loopback whose certificate names localhost only: (port, certificate file)."""
-    certificate, key = self_signed(tmp_path, "localhost")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate, key)
+def tls_server() -> Iterator[tuple[int, Path]]:
+    """An https server on loopback whose certificate, signed by itself, names localhost only: (port, certificate)."""
     server = _QuietServer(("127.0.0.1", 0), _Ok)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = server_context().wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server.server_address[1], certificate
+    yield server.server_address[1], CERTIFICATE
     server.shutdown()
     server.server_close()
 
