@@ -89,12 +89,14 @@ run "lambda_permissions_stop_at_the_schema_prefix" {
 
   assert {
     condition = (
-      [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListSchemas"][0].resources == toset(["arn:aws:s3:::example-schemas"])
-      && jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListSchemas"][0].condition) == jsonencode([
-        { test = "StringLike", values = ["tracking/schemas/*"], variable = "s3:prefix" },
+      length([for s in data.aws_iam_policy_document.lambda.statement : s if contains(s.actions, "s3:ListBucket")]) == 1
+      && [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].actions == toset(["s3:ListBucket"])
+      && [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].resources == toset(["arn:aws:s3:::example-schemas"])
+      && jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].condition) == jsonencode([
+        { test = "StringLike", values = ["tracking/schemas/*", "spool/*"], variable = "s3:prefix" },
       ])
     )
-    error_message = "s3:ListBucket must be limited to the schema prefix by an s3:prefix condition."
+    error_message = "s3:ListBucket must be granted once, limited by an s3:prefix condition to the schema and spool prefixes."
   }
 
   assert {
