@@ -438,9 +438,11 @@ variable "domain_name" {
 
   validation {
     # Lower case, so the outputs spell the host exactly as clients, certificates and the settings document will.
+    # The top-level domain is letters, or punycode for an internationalised one ("xn--p1ai" is .рф): "xn--" and up
+    # to 59 letters, digits and hyphens, ending in a letter or digit, within a label's 63 characters.
     # coalesce() because || does not short-circuit: length(null) would fail. 253 is DNS's limit on a whole name.
-    condition     = var.domain_name == null || (can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain_name)) && length(coalesce(var.domain_name, "x")) <= 253)
-    error_message = "domain_name must be a lower-case hostname such as events.example.com, with no scheme, port, path or trailing dot."
+    condition     = var.domain_name == null || (can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+([a-z]{2,63}|xn--[a-z0-9]([a-z0-9-]{0,57}[a-z0-9])?)$", var.domain_name)) && length(coalesce(var.domain_name, "x")) <= 253)
+    error_message = "domain_name must be a lower-case hostname such as events.example.com (an internationalised name in punycode, such as events.example.xn--p1ai), with no scheme, port, path or trailing dot."
   }
 
   validation {
