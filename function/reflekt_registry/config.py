@@ -9,6 +9,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .plans import INDEX_KEY
 
 DEFAULT_SCHEMA_PREFIX = "schemas/"
 DEFAULT_SEGMENT_API_HOST = "https://api.segment.io"
@@ -165,6 +166,10 @@ def _schema_location(env: Mapping[str, str], local: bool) -> S3Location | Path:
         prefix = env.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX)
         if prefix and not prefix.endswith("/"):
             raise ConfigError(f"SCHEMA_PREFIX={prefix!r} must end with '/'")
+        # publish writes the index of schema names beside the schemas: among them it would be read as one.
+        if INDEX_KEY.startswith(prefix):
+            raise ConfigError(f"SCHEMA_PREFIX={prefix!r} holds the schema index {INDEX_KEY}: use a folder of its own, "
+                              f"such as {DEFAULT_SCHEMA_PREFIX!r}")
         return S3Location(bucket, _optional(env, "REGISTRY_BUCKET_REGION"), prefix)
     if not local:
         raise ConfigError("REGISTRY_BUCKET is required in Lambda")
@@ -184,8 +189,7 @@ def _spool_location(env: Mapping[str, str], local: bool, forwards: bool, schemas
     prefix = env.get("SPOOL_PREFIX", "").strip() or DEFAULT_SPOOL_PREFIX
     if not prefix.endswith("/"):
         raise ConfigError(f"SPOOL_PREFIX={prefix!r} must end with '/'")
-    # Schemas at the bucket's root (SCHEMA_PREFIX empty) cannot clash with spool objects: none ends in .json.
-    if schemas.prefix and (prefix.startswith(schemas.prefix) or schemas.prefix.startswith(prefix)):
+    if prefix.startswith(schemas.prefix) or schemas.prefix.startswith(prefix):
         raise ConfigError(f"SPOOL_PREFIX={prefix!r} overlaps SCHEMA_PREFIX={schemas.prefix!r}: spooled events would mix with schemas")
     return schemas._replace(prefix=prefix)
 
@@ -200,6 +204,9 @@ def _config_location(env: Mapping[str, str], schemas: S3Location | Path) -> S3Ob
             raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} names an object in REGISTRY_BUCKET, which is not set")
         if key.startswith("/") or key.endswith("/"):
             raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} must be an object key such as registry/config.json")
+        if key.startswith(schemas.prefix):
+            raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} lies under SCHEMA_PREFIX={schemas.prefix!r}, among the "
+                              "schemas: keep it apart, such as registry/config.json")
         return S3Object(schemas.bucket, schemas.region, key)
     if path:
         if not Path(path).is_file():
