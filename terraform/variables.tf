@@ -52,6 +52,18 @@ variable "schema_prefix" {
     condition     = endswith(var.schema_prefix, "/") && !startswith(var.schema_prefix, "/") && length(var.schema_prefix) > 1
     error_message = "schema_prefix must be a non-empty key prefix that ends with \"/\" and does not start with one, such as \"schemas/\"."
   }
+
+  # The schema index publish writes and the configuration document are read as what they are, never as schemas.
+  validation {
+    condition     = !startswith("registry/index.json", var.schema_prefix) && !startswith(var.config_key, var.schema_prefix)
+    error_message = "schema_prefix (\"${var.schema_prefix}\") holds registry/index.json (the schema index) or config_key (\"${var.config_key}\", the configuration document): give the schemas a folder of their own, such as \"schemas/\"."
+  }
+
+  # Checked here rather than on spool_prefix: validations that referred to each other's variable would form a cycle.
+  validation {
+    condition     = !startswith(var.spool_prefix, var.schema_prefix) && !startswith(var.schema_prefix, var.spool_prefix)
+    error_message = "schema_prefix (\"${var.schema_prefix}\") and spool_prefix (\"${var.spool_prefix}\") overlap: spooled events would mix with schemas, and the Lambda could write where it only reads."
+  }
 }
 
 variable "spool_prefix" {

@@ -280,3 +280,25 @@ run "rejects_bad_inputs" {
     var.endpoint_type,
   ]
 }
+
+# The schema index and the configuration document are not schemas: a prefix over either is refused.
+run "rejects_a_schema_prefix_holding_the_index" {
+  command = plan
+
+  variables {
+    schema_prefix = "registry/"
+  }
+
+  expect_failures = [var.schema_prefix]
+}
+
+run "rejects_a_schema_prefix_holding_the_configuration_document" {
+  command = plan
+
+  variables {
+    schema_prefix = "settings/"
+    config_key    = "settings/config.json"
+  }
+
+  expect_failures = [var.schema_prefix]
+}

@@ -84,7 +84,17 @@ run "spool_prefix_must_stay_apart_from_the_schemas" {
     spool_prefix = "schemas/spool/"
   }
 
-  expect_failures = [aws_cloudwatch_event_rule.replay]
+  expect_failures = [var.schema_prefix]
+}
+
+run "schema_prefix_must_stay_apart_from_the_spool" {
+  command = plan
+
+  variables {
+    schema_prefix = "spool/"
+  }
+
+  expect_failures = [var.schema_prefix]
 }
 
 run "spool_prefix_must_not_cover_the_schema_index" {
