@@ -80,6 +80,12 @@ def test_local_defaults_to_the_example_schemas_and_jsonl_output():
     assert (settings.events_dir, settings.allowed_write_keys) == (Path(".registry"), ())
 
 
+@pytest.mark.parametrize("name,function_name", [("registry-prod", "registry-prod"), (None, "reflekt-registry")])
+def test_metrics_are_reported_under_the_function_name_the_runtime_sets(name, function_name):
+    """AWS_LAMBDA_FUNCTION_NAME becomes the FunctionName dimension; without it, Terraform's default name."""
+    assert Settings.from_env(lambda_env(AWS_LAMBDA_FUNCTION_NAME=name)).function_name == function_name
+
+
 def test_the_lambda_spools_under_its_own_prefix_of_the_registry_bucket():
     """SPOOL_PREFIX moves the spool within the bucket (and its region); it must end in '/' and stay apart from the schemas."""
     settings = Settings.from_env(lambda_env(REGISTRY_BUCKET_REGION="eu-west-1", SPOOL_PREFIX="registry/spool/"))

@@ -25,6 +25,9 @@ DEFAULT_SPOOL_FOLDER = "spool"
 # How often the local server drains its spool folder: the Lambda's schedule runs every 60 s; locally a shorter
 # wait shows a recovered Segment the spooled events sooner.
 DEFAULT_SPOOL_DRAIN_INTERVAL_SECONDS = 10.0
+# The name the registry's metrics are reported under (CloudWatch's FunctionName dimension) when the Lambda runtime
+# does not set AWS_LAMBDA_FUNCTION_NAME: Terraform's default function name.
+DEFAULT_FUNCTION_NAME = "reflekt-registry"
 # How S3 URLs name the bucket: in the host (virtual-hosted, AWS's default) or in the path (what most S3-compatible
 # stand-ins such as moto or MinIO need). "auto" picks virtual-hosted for AWS and path-style for a custom endpoint.
 S3_ADDRESSING_STYLES = ("auto", "path", "virtual")
@@ -92,6 +95,8 @@ class Settings(NamedTuple):
     s3: S3Endpoint = S3Endpoint(None)
     # None when the environment holds none: allowed only locally, where boto3's chain (profiles, SSO) finds them.
     aws_credentials: Credentials | None = None
+    # The Lambda function's name (AWS_LAMBDA_FUNCTION_NAME, set by the runtime), which its metrics are reported under.
+    function_name: str = DEFAULT_FUNCTION_NAME
 
     @property
     def forwards_to_segment(self) -> bool:
@@ -129,6 +134,7 @@ class Settings(NamedTuple):
             local=local,
             s3=_s3_endpoint(env),
             aws_credentials=_credentials(env),
+            function_name=_optional(env, "AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
         )
         if not local and isinstance(schemas, S3Location):
             if settings.aws_credentials is None:
