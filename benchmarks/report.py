@@ -75,8 +75,8 @@ LAMBDA_ARM64_USD_PER_GB_SECOND = 0.0000133334  # first 7.5 billion GB-s a month
 LAMBDA_USD_PER_REQUEST = 0.20 / 1e6
 HTTP_API_USD_PER_REQUEST = 1.00 / 1e6  # first 300 million requests a month
 HTTP_API_METERING_BYTES = 512 * 1024  # a request is metered in 512 KB increments
-S3_USD_PER_GET = 0.0004 / 1000  # GET and LIST-class requests are priced alike per request (LIST: $0.005/1,000)
-S3_USD_PER_LIST = 0.005 / 1000
+S3_USD_PER_GET = 0.0004 / 1000  # S3 Standard, us-east-1
+S3_USD_PER_LIST = 0.005 / 1000  # a LIST is billed with PUTs, at 12.5 GETs
 SECONDS_PER_MONTH = 30 * 24 * 3600
 LAMBDA_BILLING_MS = 1  # duration is rounded up to the next millisecond
 # Lambda gives a function one full vCPU at 1,769 MB and a proportional share below; at 256 MB, CPU-bound work can
@@ -385,7 +385,8 @@ def _freshness(r: Results) -> str:
             "answers", "S3 $ per warm container-month"]
     note = (f"One warm container whose traffic names every schema in every {ttl:g} s window: the worst case; a "
             "schema no event names costs nothing. Counted at the S3 client's connection pool against moto. An id no "
-            "schema has costs one GET per 10 s while events keep naming it. S3 at $0.0004 per 1,000 GETs.")
+            "schema has costs one GET per 10 s while events keep naming it. S3 at $0.0004 per 1,000 GETs and $0.005 "
+            "per 1,000 LISTs.")
     return "### S3 requests per warm container\n\n" + _table(head, rows) + "\n\n" + note
 
 

@@ -22,6 +22,9 @@ resource "aws_lambda_function_url" "this" {
   }
 }
 
+# AWS also requires lambda:InvokeFunction with the condition lambda:InvokedViaFunctionUrl = true. The providers this
+# module is tested with (5.x) cannot express it: 6.28.0 and later add it when they create the URL; README.md
+# ("Function URL: the second permission") gives the command for older ones.
 resource "aws_lambda_permission" "function_url" {
   count = local.create_function_url ? 1 : 0
 

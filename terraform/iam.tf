@@ -47,9 +47,11 @@ data "aws_iam_policy_document" "lambda" {
     }
   }
 
-  # Without ListBucket S3 answers 403 instead of 404 for a schema (or document) that does not exist.
+  # The replay lists the spool; and without ListBucket S3 answers 403 instead of 404 for a schema, the index or the
+  # document that does not exist (a bucket filled by `aws s3 sync` has no index: a 403 would read as an outage). One
+  # statement for both, its s3:prefix condition naming each prefix and key and nothing else.
   statement {
-    sid       = "ListSchemas"
+    sid       = "ListOwnPrefixes"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
     resources = [local.bucket_arn]
@@ -57,29 +59,16 @@ data "aws_iam_policy_document" "lambda" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = concat(["${var.schema_prefix}*"], local.config_enabled ? [var.config_key] : [])
+      values   = concat(["${var.schema_prefix}*", "registry/index.json"], local.config_enabled ? [var.config_key] : [], ["${var.spool_prefix}*"])
     }
   }
 
-  # The spool: write what Segment did not take, read, list and delete it when replaying, and hold the drain lock.
+  # The spool: write what Segment did not take, read and delete it when replaying, and hold the drain lock.
   statement {
     sid       = "UseSpool"
     effect    = "Allow"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = ["${local.bucket_arn}/${var.spool_prefix}*"]
-  }
-
-  statement {
-    sid       = "ListSpool"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${var.spool_prefix}*"]
-    }
   }
 
   # lambda.tf creates the log group (with a retention), so the function needs no logs:CreateLogGroup.

@@ -29,7 +29,9 @@ locals {
 
   # The index of names the registry looks events up in (the document publish writes; function/reflekt_registry/
   # plans.py reads it): files in Reflekt's <Event_Name>/<MAJOR>-<MINOR>.json layout, named by self.name, or by
-  # their folder with underscores read as spaces.
+  # their folder with underscores read as spaces, each with the ETag S3 gives its object, so that a warm Lambda
+  # knows every cached schema is current from this one object. That ETag is the file's MD5, quoted as S3 quotes
+  # it, because the bucket encrypts with SSE-S3 (s3.tf) and each schema is written in a single PUT.
   schema_index = {
     format = 1
     prefix = var.schema_prefix
@@ -37,6 +39,7 @@ locals {
       for path in sort(tolist(local.schema_files)) : {
         id   = path
         name = try(tostring(local.schemas[path].self.name), replace(reverse(split("/", path))[1], "_", " "))
+        etag = "\"${filemd5("${var.schemas_dir}/${path}")}\""
       } if can(regex("(^|/)[^/]+/[1-9][0-9]*-(0|[1-9][0-9]*)\\.json$", path))
     ]
   }

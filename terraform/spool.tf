@@ -11,11 +11,6 @@ resource "aws_cloudwatch_event_rule" "replay" {
   tags = var.tags
 
   lifecycle {
-    precondition {
-      condition     = !startswith(var.spool_prefix, var.schema_prefix) && !startswith(var.schema_prefix, var.spool_prefix)
-      error_message = "spool_prefix (\"${var.spool_prefix}\") and schema_prefix (\"${var.schema_prefix}\") overlap: spooled events would mix with schemas, and the Lambda could write where it only reads."
-    }
-
     # The schema index and the configuration document decide how events are judged and where they go: write access
     # to the spool must not reach them.
     precondition {

@@ -52,6 +52,18 @@ variable "schema_prefix" {
     condition     = endswith(var.schema_prefix, "/") && !startswith(var.schema_prefix, "/") && length(var.schema_prefix) > 1
     error_message = "schema_prefix must be a non-empty key prefix that ends with \"/\" and does not start with one, such as \"schemas/\"."
   }
+
+  # The schema index publish writes and the configuration document are read as what they are, never as schemas.
+  validation {
+    condition     = !startswith("registry/index.json", var.schema_prefix) && !startswith(var.config_key, var.schema_prefix)
+    error_message = "schema_prefix (\"${var.schema_prefix}\") holds registry/index.json (the schema index) or config_key (\"${var.config_key}\", the configuration document): give the schemas a folder of their own, such as \"schemas/\"."
+  }
+
+  # Checked here rather than on spool_prefix: validations that referred to each other's variable would form a cycle.
+  validation {
+    condition     = !startswith(var.spool_prefix, var.schema_prefix) && !startswith(var.schema_prefix, var.spool_prefix)
+    error_message = "schema_prefix (\"${var.schema_prefix}\") and spool_prefix (\"${var.spool_prefix}\") overlap: spooled events would mix with schemas, and the Lambda could write where it only reads."
+  }
 }
 
 variable "spool_prefix" {
@@ -438,9 +450,11 @@ variable "domain_name" {
 
   validation {
     # Lower case, so the outputs spell the host exactly as clients, certificates and the settings document will.
+    # The top-level domain is letters, or punycode for an internationalised one ("xn--p1ai" is .рф): "xn--" and up
+    # to 59 letters, digits and hyphens, ending in a letter or digit, within a label's 63 characters.
     # coalesce() because || does not short-circuit: length(null) would fail. 253 is DNS's limit on a whole name.
-    condition     = var.domain_name == null || (can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain_name)) && length(coalesce(var.domain_name, "x")) <= 253)
-    error_message = "domain_name must be a lower-case hostname such as events.example.com, with no scheme, port, path or trailing dot."
+    condition     = var.domain_name == null || (can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+([a-z]{2,63}|xn--[a-z0-9]([a-z0-9-]{0,57}[a-z0-9])?)$", var.domain_name)) && length(coalesce(var.domain_name, "x")) <= 253)
+    error_message = "domain_name must be a lower-case hostname such as events.example.com (an internationalised name in punycode, such as events.example.xn--p1ai), with no scheme, port, path or trailing dot."
   }
 
   validation {

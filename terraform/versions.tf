@@ -1,5 +1,6 @@
 terraform {
-  # terraform test's mock_provider, used by tests/, needs 1.7; validations that compare variables (domain.tf's) need 1.9.
+  # terraform test's mock_provider, used by tests/, needs 1.7; validations that refer to another variable (variables.tf's
+  # domain_name, certificate_arn, route53_zone_id and reserved_concurrent_executions) need 1.9.
   required_version = ">= 1.9"
 
   required_providers {

@@ -80,6 +80,12 @@ def test_local_defaults_to_the_example_schemas_and_jsonl_output():
     assert (settings.events_dir, settings.allowed_write_keys) == (Path(".registry"), ())
 
 
+@pytest.mark.parametrize("name,function_name", [("registry-prod", "registry-prod"), (None, "reflekt-registry")])
+def test_metrics_are_reported_under_the_function_name_the_runtime_sets(name, function_name):
+    """AWS_LAMBDA_FUNCTION_NAME becomes the FunctionName dimension; without it, Terraform's default name."""
+    assert Settings.from_env(lambda_env(AWS_LAMBDA_FUNCTION_NAME=name)).function_name == function_name
+
+
 def test_the_lambda_spools_under_its_own_prefix_of_the_registry_bucket():
     """SPOOL_PREFIX moves the spool within the bucket (and its region); it must end in '/' and stay apart from the schemas."""
     settings = Settings.from_env(lambda_env(REGISTRY_BUCKET_REGION="eu-west-1", SPOOL_PREFIX="registry/spool/"))
@@ -141,12 +147,12 @@ def test_schema_dir_that_is_not_a_directory_is_refused(tmp_path):
         ({}, S3Location("reflekt-schemas", None, "schemas/")),
         ({"SCHEMA_PREFIX": "team/reflekt/", "REGISTRY_BUCKET_REGION": "eu-west-1"},
          S3Location("reflekt-schemas", "eu-west-1", "team/reflekt/")),
-        ({"SCHEMA_PREFIX": ""}, S3Location("reflekt-schemas", None, "")),
+        ({"SCHEMA_PREFIX": "registry/schemas/"}, S3Location("reflekt-schemas", None, "registry/schemas/")),
     ],
-    ids=["default-prefix", "prefix-and-region", "bucket-root"],
+    ids=["default-prefix", "prefix-and-region", "beside-the-index"],
 )
 def test_s3_location_takes_prefix_and_region(changes, location):
-    """The bucket's prefix defaults to schemas/, may be empty, and the region is optional."""
+    """The bucket's prefix defaults to schemas/, and the region is optional."""
     assert Settings.from_env(lambda_env(**changes)).schemas == location
 
 
@@ -191,6 +197,13 @@ def test_local_runs_may_leave_credentials_and_region_to_boto3():
 def test_schema_prefix_without_trailing_slash_is_refused(prefix):
     """A non-empty SCHEMA_PREFIX must end with '/', or keys would be joined onto a partial name."""
     assert config_error(lambda_env(SCHEMA_PREFIX=prefix)) == f"SCHEMA_PREFIX={prefix!r} must end with '/'"
+
+
+@pytest.mark.parametrize("prefix", ["registry/", ""])
+def test_a_schema_prefix_holding_the_index_is_refused(prefix):
+    """publish writes the index of schema names at registry/index.json, beside the schemas: never among them."""
+    assert config_error(lambda_env(SCHEMA_PREFIX=prefix)).startswith(
+        f"SCHEMA_PREFIX={prefix!r} holds the schema index registry/index.json")
 
 
 @pytest.mark.parametrize("value", ["api.segment.io", "ftp://x", "localhost:8080", "https://", "http:///v1/"])
@@ -285,7 +298,8 @@ def test_locally_the_document_is_a_file(tmp_path):
     ({"REGISTRY_CONFIG_KEY": "registry/config.json", "REGISTRY_CONFIG": "x.json"}, "set REGISTRY_CONFIG (a file) or REGISTRY_CONFIG_KEY"),
     ({"REGISTRY_CONFIG_KEY": "/registry/config.json"}, "REGISTRY_CONFIG_KEY='/registry/config.json' must be an object key"),
     ({"REGISTRY_CONFIG_KEY": "registry/"}, "REGISTRY_CONFIG_KEY='registry/' must be an object key"),
-], ids=["both", "leading-slash", "a-prefix"])
+    ({"REGISTRY_CONFIG_KEY": "schemas/config.json"}, "REGISTRY_CONFIG_KEY='schemas/config.json' lies under SCHEMA_PREFIX='schemas/'"),
+], ids=["both", "leading-slash", "a-prefix", "among-the-schemas"])
 def test_a_bad_document_location_is_refused_naming_the_variable(env, message):
     assert config_error({"REGISTRY_BUCKET": "reflekt-schemas", **env}).startswith(message)
 

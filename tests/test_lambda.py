@@ -279,6 +279,37 @@ def test_a_tracking_plan_in_s3_judges_events_by_name(deployed, segment, moto_url
     assert invalid["v2"]["schemaId"] == "acme/Order_Completed/2-0.json" and invalid["unplanned"]["unplanned"] is True
 
 
+def test_publishs_index_keeps_every_cached_schema_current_without_a_request_per_schema(deployed, segment, moto_url,
+                                                                                      monkeypatch):
+    """The ETags publish records are the ones the Lambda's own GETs see: once the TTL is over (0 s here, so every
+    lookup asks), the index's 304 vouches for every cached schema and no schema is asked for again."""
+    from reflekt_registry.s3 import S3Client
+    from reflekt_registry.tools.publish import check_file, find_schemas, upload, write_index
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    files = [check_file(path, TRACKING_PLAN_SCHEMAS) for path in find_schemas(TRACKING_PLAN_SCHEMAS)]
+    upload(files, BUCKET, "schemas/")
+    write_index(files, BUCKET, "schemas/")
+    asked: list[str] = []
+    real_get = S3Client.get
+    monkeypatch.setattr(S3Client, "get", lambda self, bucket, key, **kw: asked.append(key) or real_get(self, bucket, key, **kw))
+    invoke = deployed(SCHEMA_CACHE_TTL_SECONDS="0")
+    order = {"order_id": "o", "revenue": 1}
+    events = [{"type": "track", "event": "Order Completed", "userId": "u1", "properties": order},
+              {"type": "track", "event": "Order Completed", "userId": "u1", "properties": order,
+               "context": {"protocols": {"event_version": 2}}},
+              {"type": "identify", "userId": "u1", "traits": {"email": "a@b.co"}}]
+    post(invoke, *events)
+    first = set(asked)
+    assert {"acme/Order_Completed/1-1.json", "acme/Order_Completed/2-0.json"} <= {key.removeprefix("schemas/") for key in first}
+    asked.clear()
+    for _ in range(3):
+        post(invoke, *events)
+    assert set(asked) == {"registry/index.json"}
+    assert len(segment.events(VALID_KEY)) + len(segment.events(INVALID_KEY)) == 4 * len(events)
+
+
 # Runs in a fresh interpreter where boto3 and botocore cannot be imported at all, as if the runtime had none.
 WITHOUT_BOTO3 = """
 import json, sys

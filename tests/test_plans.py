@@ -160,8 +160,15 @@ def test_self_name_names_a_schema_when_it_is_a_string(document, name):
 
 
 def test_the_index_document_round_trips():
-    entries = [IndexEntry("shop/Order_Completed/1-0.json", "Order Completed"), IndexEntry("shop/Identify/1-0.json", "Identify")]
+    entries = [IndexEntry("shop/Order_Completed/1-0.json", "Order Completed", '"0cc175b9c0f1b6a831c399e269772661"'),
+               IndexEntry("shop/Identify/1-0.json", "Identify")]
     assert sorted(read_index_document(index_document(entries, "schemas/"), "schemas/")) == sorted(entries)
+
+
+def test_an_index_without_etags_still_names_every_schema():
+    """Indexes written before they carried ETags: the names are used, each schema is re-checked on its own."""
+    document = {"format": 1, "prefix": "schemas/", "schemas": [{"id": "shop/Identify/1-0.json", "name": "Identify"}]}
+    assert read_index_document(json.dumps(document).encode(), "schemas/") == [IndexEntry("shop/Identify/1-0.json", "Identify", "")]
 
 
 @pytest.mark.parametrize("document,problem", [
@@ -169,6 +176,7 @@ def test_the_index_document_round_trips():
     ({"format": 1, "prefix": "other/", "schemas": []}, "'other/'"),
     ({"format": 1, "prefix": "schemas/", "schemas": {}}, "not a list"),
     ({"format": 1, "prefix": "schemas/", "schemas": [{"id": 5, "name": "x"}]}, "is not"),
+    ({"format": 1, "prefix": "schemas/", "schemas": [{"id": "a/B/1-0.json", "name": "B", "etag": 5}]}, "etag optional"),
     ([], "format"),
 ])
 def test_an_unusable_index_document_says_why(document, problem):

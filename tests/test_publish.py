@@ -258,6 +258,17 @@ def test_writes_the_index_of_names_including_schemas_synced_earlier(project, buc
     assert f"indexed {SCHEMA_COUNT + 1} schemas by name in s3://{BUCKET}/{INDEX_KEY}" in capsys.readouterr().out
 
 
+def test_the_index_records_each_schemas_etag_as_a_get_of_it_answers(project, bucket):
+    """The registry trusts these to skip a request per schema, so they must be exactly what S3 serves, for the
+    schemas it uploaded and for those it found there."""
+    bucket.put_object(Bucket=BUCKET, Key="schemas/synced/Order_Refunded/1-0.json", Body=b"{}")
+    assert main([str(project), "--bucket", BUCKET]) == 0
+    entries = read_index_document(bucket.get_object(Bucket=BUCKET, Key=INDEX_KEY)["Body"].read(), "schemas/")
+    assert len(entries) == SCHEMA_COUNT + 1
+    for entry in entries:
+        assert entry.etag == bucket.get_object(Bucket=BUCKET, Key=f"schemas/{entry.schema_id}")["ETag"]
+
+
 def test_check_writes_no_index(project, bucket):
     assert main([str(project), "--check"]) == 0
     assert INDEX_KEY not in keys(bucket)

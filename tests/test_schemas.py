@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,10 +25,10 @@ from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
 from s3_support import CountingPool
 from reflekt_registry.config import Credentials, S3Endpoint, S3Location
 from reflekt_registry.errors import SchemaStoreUnavailableError
-from reflekt_registry.plans import INDEX_KEY, IndexEntry, index_document
+from reflekt_registry.plans import INDEX_KEY, IndexEntry, entry_from_path, index_document
 from reflekt_registry.schemas import (LINEAR_FORMATS, MAX_SCHEMA_ID_LENGTH, MISSING_SCHEMA_TTL_SECONDS, NOT_MODIFIED,
-                                      STALE_RETRY_SECONDS, CompiledSchema, DirectorySource, Fetched, S3Source,
-                                      SchemaStore, UnusableSchema, compile_schema, is_valid_schema_id)
+                                      STALE_RETRY_SECONDS, Catalog, CompiledSchema, DirectorySource, Fetched,
+                                      S3Source, SchemaStore, UnusableSchema, compile_schema, is_valid_schema_id)
 from reflekt_registry.s3 import S3Client
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -364,14 +365,25 @@ INTEGER_SCHEMA = body({"$schema": DRAFT_07, "type": "integer"})
 
 
 class FakeSource:
-    """Schemas in memory, versioned by content like ETags; records each fetch and can be taken down."""
+    """Schemas in memory, versioned by content like ETags; records each fetch and catalog, and can be taken down.
 
-    def __init__(self, schemas: dict[str, bytes] | None = None, concurrency: int = 1):
+    Its catalog lists every schema's version only when `lists_versions` (as publish's index does now); otherwise it
+    lists names alone, as an index written before indexes carried ETags, and every schema is re-checked by a fetch.
+    """
+
+    def __init__(self, schemas: dict[str, bytes] | None = None, lists_versions: bool = False, concurrency: int = 1):
         self.concurrency = concurrency
         self.schemas = dict(schemas or {})
+        self.lists_versions = lists_versions
         self.fetches: list[tuple[str, str | None]] = []
+        self.catalogs = 0
         self.down = False
         self.before_fetch = lambda: None
+        self.before_catalog = lambda: None
+
+    @property
+    def requests(self) -> int:
+        return len(self.fetches) + self.catalogs
 
     def __str__(self) -> str:
         return "the fake source"
@@ -386,6 +398,15 @@ class FakeSource:
             return None
         version = hashlib.sha256(content).hexdigest()
         return NOT_MODIFIED if version == known_version else Fetched(content, version)
+
+    def catalog(self, known_version: str | None) -> Catalog:
+        self.catalogs += 1
+        self.before_catalog()
+        if self.down:
+            raise SchemaStoreUnavailableError("the fake source is down")
+        listed = ((entry_from_path(schema_id), content) for schema_id, content in sorted(self.schemas.items()))
+        return Catalog(tuple(entry._replace(etag=hashlib.sha256(content).hexdigest() if self.lists_versions else "")
+                             for entry, content in listed if entry), None)
 
 
 @pytest.fixture
@@ -465,24 +486,28 @@ def test_an_unusable_schema_is_kept_for_the_ttl_too(clock):
     assert isinstance(first, UnusableSchema) and len(source.fetches) == 1
 
 
-def test_a_cached_schema_is_served_while_the_source_is_down(source, clock):
-    """A failing source serves the cached schema, retries every STALE_RETRY_SECONDS, and once back gives a full TTL."""
+@pytest.mark.parametrize("lists_versions", [False, True])
+def test_a_cached_schema_is_served_while_the_source_is_down(clock, lists_versions):
+    """A failing source serves the cached schema, retries every STALE_RETRY_SECONDS, and once back gives a full TTL;
+    one failed request per retry, whether the catalog or the schema was asked."""
+    source = FakeSource({THING: STRING_SCHEMA}, lists_versions)
     store = SchemaStore(source, ttl=60, clock=clock)
     first = store.get(THING)
     clock.advance(60)
     source.down = True
     assert store.get(THING) is first
-    assert len(source.fetches) == 2
+    assert source.requests == 2
     clock.advance(STALE_RETRY_SECONDS - 0.001)
     assert store.get(THING) is first
-    assert len(source.fetches) == 2
+    assert source.requests == 2
     clock.advance(0.001)
     source.down = False
     assert store.get(THING) is first
-    assert len(source.fetches) == 3
+    answered = source.requests
+    assert answered in (3, 4)  # the catalog, then (when it lists no versions) the schema's conditional fetch
     clock.advance(59.999)
     assert store.get(THING) is first
-    assert len(source.fetches) == 3
+    assert source.requests == answered
 
 
 def test_without_a_cached_schema_a_failing_source_raises_and_nothing_is_remembered(source, clock):
@@ -526,6 +551,74 @@ def test_concurrent_lookups_of_an_expired_schema_fetch_it_once(source):
         worker.join(timeout=10)
     assert len(results) == threads_count
     assert len(source.fetches) == 2  # the priming fetch and a single refresh
+    assert source.catalogs == 1
+
+
+# -- freshness through the catalog's versions ---------------------------------------------------------------
+
+def test_a_schema_the_catalog_lists_at_its_cached_version_is_current_without_a_fetch(clock):
+    """After the TTL, one catalog request confirms every cached schema at once: 100 schemas, no fetch of their own."""
+    ids = [f"shop/Event_{i}/1-0.json" for i in range(100)]
+    source = FakeSource({schema_id: STRING_SCHEMA for schema_id in ids}, lists_versions=True)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    compiled = [store.get(schema_id) for schema_id in ids]
+    for _ in range(3):
+        clock.advance(60)
+        assert [store.get(schema_id) for schema_id in ids] == compiled
+    assert len(source.fetches) == 100  # the first fetches only
+    assert source.catalogs == 3  # one per TTL
+
+
+def test_a_schema_whose_version_changed_in_the_catalog_is_fetched_and_recompiled(clock):
+    source = FakeSource({THING: STRING_SCHEMA, "t/Other/1-0.json": STRING_SCHEMA}, lists_versions=True)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    first, other = store.get(THING), store.get("t/Other/1-0.json")
+    source.schemas[THING] = INTEGER_SCHEMA
+    clock.advance(60)
+    second = store.get(THING)
+    assert accepts(second, 1) and not accepts(second, "x")
+    assert store.get("t/Other/1-0.json") is other
+    assert source.fetches[2:] == [(THING, hashlib.sha256(STRING_SCHEMA).hexdigest())]
+
+
+def test_a_schema_the_catalog_no_longer_lists_is_asked_for_and_found_gone(clock):
+    source = FakeSource({THING: STRING_SCHEMA}, lists_versions=True)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.get(THING)
+    del source.schemas[THING]
+    clock.advance(60)
+    gone = store.get(THING)
+    assert isinstance(gone, UnusableSchema) and "no schema" in gone.reason
+
+
+def test_a_schema_confirmed_by_the_catalog_expires_with_it_so_a_change_shows_within_one_ttl(clock):
+    """A schema first fetched mid-way through the catalog's TTL is confirmed only until the catalog's own refresh:
+    otherwise a change could go unseen for almost two TTLs."""
+    source = FakeSource({THING: STRING_SCHEMA, "t/Early/1-0.json": STRING_SCHEMA}, lists_versions=True)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.get("t/Early/1-0.json")
+    clock.advance(30)
+    first = store.get(THING)  # fetched at 30, expires at 90
+    clock.advance(30)
+    store.get("t/Early/1-0.json")  # at 60: the catalog is read, good until 120
+    clock.advance(30)
+    assert store.get(THING) is first  # at 90: confirmed by that catalog, without a request, until 120
+    assert (len(source.fetches), source.catalogs) == (2, 1)
+    source.schemas[THING] = INTEGER_SCHEMA  # changed at 90
+    clock.advance(29.999)
+    assert store.get(THING) is first
+    clock.advance(0.001)  # at 120, 30 s after the change
+    assert accepts(store.get(THING), 1)
+
+
+def test_ids_outside_reflekts_layout_are_checked_with_their_own_fetch(clock):
+    """The catalog lists only <Event_Name>/<MAJOR>-<MINOR>.json files; any other id still works, fetched per TTL."""
+    source = FakeSource({"loose.json": STRING_SCHEMA}, lists_versions=True)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    first = store.get("loose.json")
+    clock.advance(60)
+    assert store.get("loose.json") is first
+    assert source.fetches == [("loose.json", None), ("loose.json", hashlib.sha256(STRING_SCHEMA).hexdigest())]
 
 
 # -- prefetch: the schemas of a batch at once ------------------------------------------------------------
@@ -576,6 +669,21 @@ def test_prefetch_leaves_fresh_entries_and_a_lone_id_alone(clock):
     assert len(source.fetches) == 2
 
 
+def test_prefetch_confirms_expired_schemas_with_one_catalog_request(clock):
+    """After the TTL a batch of cached schemas costs one catalog request, not one per worker: the catalog answers
+    slowly here, so workers that each asked it would be asking at the same time."""
+    ids = [f"t/Thing_{n}/1-0.json" for n in range(8)]
+    source = FakeSource(dict.fromkeys(ids, STRING_SCHEMA), lists_versions=True, concurrency=4)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.prefetch(ids)
+    clock.advance(60)
+    source.before_catalog = lambda: time.sleep(0.05)
+    store.prefetch(ids)
+    assert (source.catalogs, len(source.fetches)) == (1, len(ids))
+    assert all(isinstance(store.get(schema_id), CompiledSchema) for schema_id in ids)
+    assert source.requests == 1 + len(ids)
+
+
 def answers(store: SchemaStore, ids: list[str], prefetch: bool) -> list[Any]:
     """What get answers for each id, after a prefetch of them all or not; an outage ends the batch, as it ends a
     request."""
@@ -590,18 +698,20 @@ def answers(store: SchemaStore, ids: list[str], prefetch: bool) -> list[Any]:
 @pytest.mark.parametrize("cached", [False, True], ids=["cold", "expired"])
 @pytest.mark.parametrize("down", [False, True], ids=["up", "down"])
 @pytest.mark.parametrize("changed", [False, True], ids=["unchanged", "changed"])
-def test_prefetch_changes_when_schemas_are_fetched_never_what_the_store_answers(cached, down, changed):
+@pytest.mark.parametrize("lists_versions", [False, True], ids=["names-only-catalog", "catalog-with-versions"])
+def test_prefetch_changes_when_schemas_are_fetched_never_what_the_store_answers(cached, down, changed, lists_versions):
     """The same batch (a good schema twice, another, a broken one, an unknown id) through two stores, one left to
     get and one prefetching first: the same answers, the same outage, the same stale copies served while the source
-    is down, and the same state once it is back. The same fetches too, with the same known versions, except in an
-    outage with nothing cached: there get stops at the first id, while prefetch has asked for every one at once."""
+    is down, and the same state once it is back. The same fetches too, with the same known versions, and the same
+    catalog requests (one per TTL, not one per worker), except in an outage with nothing cached: there get stops at
+    the first id, while prefetch has asked for every one at once."""
     from conftest import FakeClock
 
     batch = [THING, OTHER, BROKEN, UNKNOWN, THING]
     runs = []
     for prefetch in (False, True):
         clock = FakeClock()
-        source = FakeSource({THING: STRING_SCHEMA, OTHER: STRING_SCHEMA, BROKEN: b"{"}, concurrency=4)
+        source = FakeSource({THING: STRING_SCHEMA, OTHER: STRING_SCHEMA, BROKEN: b"{"}, lists_versions, concurrency=4)
         store = SchemaStore(source, ttl=60, clock=clock)
         if cached:
             answers(store, batch, prefetch=False)
@@ -613,11 +723,11 @@ def test_prefetch_changes_when_schemas_are_fetched_never_what_the_store_answers(
         source.down = False
         clock.advance(STALE_RETRY_SECONDS)
         after = answers(store, batch, prefetch)
-        runs.append((during, after, accepts(store.get(OTHER), 1), sorted(source.fetches, key=repr)))
-    (during, after, integer, fetches), prefetched = runs
-    assert prefetched[:3] == (during, after, integer)
+        runs.append((during, after, accepts(store.get(OTHER), 1), source.catalogs, sorted(source.fetches, key=repr)))
+    (during, after, integer, catalogs, fetches), prefetched = runs
+    assert prefetched[:4] == (during, after, integer, catalogs)
     outage_tries = [] if cached or not down else [(schema_id, None) for schema_id in (OTHER, BROKEN, UNKNOWN)]
-    assert prefetched[3] == sorted(fetches + outage_tries, key=repr)
+    assert prefetched[4] == sorted(fetches + outage_tries, key=repr)
 
 
 def test_prefetch_raises_the_outage_of_the_first_id_that_failed(clock):
@@ -844,6 +954,42 @@ def test_a_folder_index_sees_new_schemas_after_the_ttl(tmp_path, clock):
     assert store.index().size == 0
     clock.advance(60)
     assert store.index().size == 1
+
+
+def publish_index(s3: Any, ids: list[str] = SYNCED) -> None:
+    """What publish leaves: the schemas, and the index of their names with the ETags S3 gave them."""
+    etags = {schema_id: s3.put_object(Bucket=BUCKET, Key=f"schemas/{schema_id}",
+                                      Body=reflekt_body(schema_id, "ignored"))["ETag"] for schema_id in ids}
+    put_index(s3, [entry_from_path(schema_id)._replace(etag=etag) for schema_id, etag in etags.items()])
+
+
+@pytest.mark.parametrize("publish, per_ttl", [(publish_index, ["GET"]), (sync, ["GET", "LIST"])],
+                         ids=["publish's index", "a listing"])
+def test_every_cached_schema_stays_current_for_the_catalogs_requests_alone(s3, clock, publish, per_ttl):
+    """However many schemas are in use, a TTL costs the catalog's requests: the index's conditional GET (a 304), or a
+    GET (404) and a LIST; their ETags confirm every cached schema."""
+    ids = [f"shop/Event_{i}/1-0.json" for i in range(30)]
+    publish(s3, ids)
+    store, counting = counted_store(s3, clock)
+    compiled = [store.get(schema_id) for schema_id in ids]
+    assert counting.requests == ["GET"] * 30
+    for window in range(2):
+        clock.advance(60)
+        assert [store.get(schema_id) for schema_id in ids] == compiled
+        assert counting.requests[30 + window * len(per_ttl):] == per_ttl
+    catalog_gets = [status for kind, status in counting.pool.requests[30:] if kind == "GET"]
+    assert catalog_gets == ([200, 304] if publish is publish_index else [404, 404])  # an unchanged index is not re-read
+
+
+def test_a_schema_uploaded_again_is_seen_through_the_listing_and_fetched_alone(s3, clock):
+    sync(s3)
+    store, counting = counted_store(s3, clock)
+    first = [store.get(schema_id) for schema_id in SYNCED]
+    s3.put_object(Bucket=BUCKET, Key=f"schemas/{SYNCED[1]}", Body=body({"$schema": DRAFT_07, "type": "integer"}))
+    clock.advance(60)
+    now = [store.get(schema_id) for schema_id in SYNCED]
+    assert (now[0], now[2]) == (first[0], first[2]) and accepts(now[1], 1)
+    assert counting.requests[3:] == ["GET", "LIST", "GET"]
 
 
 def test_index_entries_with_ids_fetch_would_refuse_are_left_out(s3, clock):

@@ -134,6 +134,52 @@ def test_files_are_formatted() -> None:
     assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
 
 
+def declared_variables() -> dict[str, tuple[str, str]]:
+    """Each variable the module's files declare: its type, with object attributes shortened to {...} as the README
+    writes them, and its default, as written."""
+    declared = {}
+    for path in sorted(MODULE.glob("*.tf")):
+        for name, body in re.findall(r'^variable "(\w+)" \{\n(.*?)^\}', path.read_text(), re.M | re.S):
+            type_text = re.search(r"^  type\s*=\s*", body, re.M)
+            default = re.search(r"^  default\s*=\s*(.+)$", body, re.M)
+            assert type_text and default, f"{path.name}: variable {name} needs a type and a default for the README"
+            declared[name] = (shortened(one_expression(body[type_text.end():])), default.group(1).strip())
+    return declared
+
+
+def one_expression(text: str) -> str:
+    """The HCL expression that opens `text`: up to the first line break outside brackets."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += (char in "([{") - (char in ")]}")
+        if char == "\n" and depth == 0:
+            return text[:i]
+    return text
+
+
+def shortened(type_text: str) -> str:
+    kept, depth = [], 0
+    for char in type_text:
+        if char == "{":
+            kept.append("{..." if depth == 0 else "")
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            kept.append("}" if depth == 0 else "")
+        elif depth == 0 and not char.isspace():
+            kept.append(char)
+    return "".join(kept)
+
+
+def test_the_readme_lists_every_input_with_its_type_and_default() -> None:
+    """terraform/README.md's Inputs table is the module's reference: a variable added or changed without it shows."""
+    readme = (MODULE / "README.md").read_text()
+    section = readme.split("\n## Inputs\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(.+?)` \| `(.+?)` \|", section, re.M)
+    assert {name: (type_text, default) for name, type_text, default in rows} == declared_variables()
+    assert len(rows) == len(declared_variables()), "a variable is listed twice"
+
+
 @pytest.mark.parametrize("folder", [Path("."), EXAMPLE], ids=["module", "example"])
 def test_configuration_is_valid(workspace: Workspace, folder: Path) -> None:
     result = workspace.terraform("validate", "-no-color", cwd=workspace.root / folder)
@@ -193,11 +239,14 @@ CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-
          "route53_zone_id must be a Route 53 hosted zone ID"),
         ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN.replace("us-east-1", "eu-west-1")},
          "certificate_arn is in eu-west-1, but the API is in us-east-1"),
+        ({"schema_prefix": "registry/"}, 'schema_prefix ("registry/") holds registry/index.json (the schema index)'),
+        ({"schema_prefix": "spool/"}, 'schema_prefix ("spool/") and spool_prefix ("spool/") overlap'),
     ],
     ids=["certificate-without-domain", "domain-without-certificate", "domain-with-function-url", "zone-without-domain",
-         "domain-not-lower-case", "certificate-not-acm", "zone-id-with-path", "certificate-in-another-region"],
+         "domain-not-lower-case", "certificate-not-acm", "zone-id-with-path", "certificate-in-another-region",
+         "schema-prefix-over-the-index", "schema-prefix-over-the-spool"],
 )
-def test_a_bad_custom_domain_fails_the_plan_saying_why(workspace: Workspace, variables: dict[str, str], message: str,
+def test_a_bad_input_fails_the_plan_saying_why(workspace: Workspace, variables: dict[str, str], message: str,
                                                       request: pytest.FixtureRequest) -> None:
     folder = workspace.write_test(f"plan-{request.node.callspec.id}", "plan", **variables)
     result = workspace.test(f"-test-directory={folder}")

@@ -597,6 +597,29 @@ def test_an_optional_offending_property_is_omitted(plan):
     assert valid[0]["context"]["reflekt"]["omitted"] == ["coupon"]
 
 
+DOTTED = reflekt_schema("shop/Signed_Up/1-0.json", "Signed Up", {
+    "a": {"type": "object", "properties": {"b": STRING}}, "a.b": STRING,
+    "x": {"type": "array", "items": STRING}, "x[0]": STRING,
+}, [])
+
+
+@pytest.mark.parametrize("properties,offending", [
+    ({"a": {"b": "ok"}, "a.b": 5}, "a.b"),
+    ({"a": {"b": 5}, "a.b": "ok"}, "a"),
+    ({"x": ["ok"], "x[0]": 5}, "x[0]"),
+    ({"x": [5], "x[0]": "ok"}, "x"),
+])
+def test_the_offending_property_is_told_from_a_sibling_its_name_extends(tmp_path, properties, offending):
+    """fastjsonschema writes b in "a" and a property "a.b" alike (data.a.b), and x's first item like "x[0]"."""
+    verdict = validator_over(tmp_path, [DOTTED]).check(signed_up(**properties), with_controls(violations="omit"))
+    assert not verdict.blocked and verdict.omitted == (offending,)
+
+
+def test_a_violation_both_siblings_share_blocks_rather_than_guess(tmp_path):
+    verdict = validator_over(tmp_path, [DOTTED]).check(signed_up(**{"a": {"b": 5}, "a.b": 5}), with_controls(violations="omit"))
+    assert verdict.blocked and verdict.omitted == ()
+
+
 COMMON = "common/Payload/1-0.json"
 
 

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .plans import INDEX_KEY
 
 DEFAULT_SCHEMA_PREFIX = "schemas/"
 DEFAULT_SEGMENT_API_HOST = "https://api.segment.io"
@@ -24,6 +25,9 @@ DEFAULT_SPOOL_FOLDER = "spool"
 # How often the local server drains its spool folder: the Lambda's schedule runs every 60 s; locally a shorter
 # wait shows a recovered Segment the spooled events sooner.
 DEFAULT_SPOOL_DRAIN_INTERVAL_SECONDS = 10.0
+# The name the registry's metrics are reported under (CloudWatch's FunctionName dimension) when the Lambda runtime
+# does not set AWS_LAMBDA_FUNCTION_NAME: Terraform's default function name.
+DEFAULT_FUNCTION_NAME = "reflekt-registry"
 # How S3 URLs name the bucket: in the host (virtual-hosted, AWS's default) or in the path (what most S3-compatible
 # stand-ins such as moto or MinIO need). "auto" picks virtual-hosted for AWS and path-style for a custom endpoint.
 S3_ADDRESSING_STYLES = ("auto", "path", "virtual")
@@ -91,6 +95,8 @@ class Settings(NamedTuple):
     s3: S3Endpoint = S3Endpoint(None)
     # None when the environment holds none: allowed only locally, where boto3's chain (profiles, SSO) finds them.
     aws_credentials: Credentials | None = None
+    # The Lambda function's name (AWS_LAMBDA_FUNCTION_NAME, set by the runtime), which its metrics are reported under.
+    function_name: str = DEFAULT_FUNCTION_NAME
 
     @property
     def forwards_to_segment(self) -> bool:
@@ -128,6 +134,7 @@ class Settings(NamedTuple):
             local=local,
             s3=_s3_endpoint(env),
             aws_credentials=_credentials(env),
+            function_name=_optional(env, "AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
         )
         if not local and isinstance(schemas, S3Location):
             if settings.aws_credentials is None:
@@ -165,6 +172,10 @@ def _schema_location(env: Mapping[str, str], local: bool) -> S3Location | Path:
         prefix = env.get("SCHEMA_PREFIX", DEFAULT_SCHEMA_PREFIX)
         if prefix and not prefix.endswith("/"):
             raise ConfigError(f"SCHEMA_PREFIX={prefix!r} must end with '/'")
+        # publish writes the index of schema names beside the schemas: among them it would be read as one.
+        if INDEX_KEY.startswith(prefix):
+            raise ConfigError(f"SCHEMA_PREFIX={prefix!r} holds the schema index {INDEX_KEY}: use a folder of its own, "
+                              f"such as {DEFAULT_SCHEMA_PREFIX!r}")
         return S3Location(bucket, _optional(env, "REGISTRY_BUCKET_REGION"), prefix)
     if not local:
         raise ConfigError("REGISTRY_BUCKET is required in Lambda")
@@ -184,8 +195,7 @@ def _spool_location(env: Mapping[str, str], local: bool, forwards: bool, schemas
     prefix = env.get("SPOOL_PREFIX", "").strip() or DEFAULT_SPOOL_PREFIX
     if not prefix.endswith("/"):
         raise ConfigError(f"SPOOL_PREFIX={prefix!r} must end with '/'")
-    # Schemas at the bucket's root (SCHEMA_PREFIX empty) cannot clash with spool objects: none ends in .json.
-    if schemas.prefix and (prefix.startswith(schemas.prefix) or schemas.prefix.startswith(prefix)):
+    if prefix.startswith(schemas.prefix) or schemas.prefix.startswith(prefix):
         raise ConfigError(f"SPOOL_PREFIX={prefix!r} overlaps SCHEMA_PREFIX={schemas.prefix!r}: spooled events would mix with schemas")
     return schemas._replace(prefix=prefix)
 
@@ -200,6 +210,9 @@ def _config_location(env: Mapping[str, str], schemas: S3Location | Path) -> S3Ob
             raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} names an object in REGISTRY_BUCKET, which is not set")
         if key.startswith("/") or key.endswith("/"):
             raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} must be an object key such as registry/config.json")
+        if key.startswith(schemas.prefix):
+            raise ConfigError(f"REGISTRY_CONFIG_KEY={key!r} lies under SCHEMA_PREFIX={schemas.prefix!r}, among the "
+                              "schemas: keep it apart, such as registry/config.json")
         return S3Object(schemas.bucket, schemas.region, key)
     if path:
         if not Path(path).is_file():

@@ -114,7 +114,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if _registry is None:  # built on the first invocation and kept for every warm one
         settings = Settings.from_env()
         log.configure(settings.debug)
-        _registry = Registry.from_settings(settings, EmfMetrics.for_lambda())  # only the Lambda reports to CloudWatch
+        _registry = Registry.from_settings(settings, EmfMetrics(settings.function_name))  # only the Lambda reports to CloudWatch
     if is_schedule(event):
         return _registry.drain(context.get_remaining_time_in_millis() / 1e3 - DRAIN_MARGIN_SECONDS)
     return _registry.handle(event)

@@ -9,7 +9,6 @@ The first document also carries the forwarding latency, so each request contribu
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -23,9 +22,6 @@ NAMESPACE = "ReflektRegistry"
 FUNCTION_NAME_DIMENSION = "FunctionName"
 # Each distinct value is a custom metric: only ids of schemas that exist are used as values.
 SCHEMA_ID_DIMENSION = "SchemaId"
-# The Lambda runtime sets this; the fallback is Terraform's default function name.
-FUNCTION_NAME_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
-DEFAULT_FUNCTION_NAME = "reflekt-registry"
 # A dimension value must be a string; events that name no schema (alias, identify without traits, or a missing
 # or malformed schema_id) are counted under this one. A schema id cannot contain parentheses, so it never clashes.
 NO_SCHEMA_ID = "(none)"
@@ -81,10 +77,6 @@ class EmfMetrics:
         self.function_name = function_name
         self.clock = clock
         self.timer = timer
-
-    @classmethod
-    def for_lambda(cls) -> EmfMetrics:
-        return cls(os.environ.get(FUNCTION_NAME_VARIABLE) or DEFAULT_FUNCTION_NAME)
 
     @contextmanager
     def forwarding(self, verdicts: Sequence[Verdict]) -> Iterator[None]:

@@ -34,6 +34,9 @@ MAX_QUOTED_CHARS = 80
 class IndexEntry(NamedTuple):
     schema_id: str
     name: str  # the schema's self.name, or its folder's name with underscores read as spaces
+    # The schema object's ETag when the index was made ("" when unknown): a warm store whose cached copy has this
+    # ETag knows it is current without asking S3 for the schema itself.
+    etag: str = ""
 
 
 class Resolution(NamedTuple):
@@ -100,8 +103,8 @@ def entry_from_document(schema_id: str, document: Any) -> IndexEntry | None:
 
 
 def index_document(entries: Iterable[IndexEntry], prefix: str) -> bytes:
-    """The index publish writes: the prefix it describes and every schema's id and name."""
-    schemas = [{"id": e.schema_id, "name": e.name} for e in sorted(entries)]
+    """The index publish writes: the prefix it describes and every schema's id, name and (when known) ETag."""
+    schemas = [{"id": e.schema_id, "name": e.name, **({"etag": e.etag} if e.etag else {})} for e in sorted(entries)]
     return json.dumps({"format": INDEX_FORMAT, "prefix": prefix, "schemas": schemas}, indent=1).encode()
 
 
@@ -120,11 +123,13 @@ def read_index_document(body: bytes, prefix: str) -> list[IndexEntry]:
         raise ValueError("schemas is not a list")
     entries = []
     for item in schemas:
-        if not (isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("name"), str)):
-            raise ValueError(f"entry {str(item)[:MAX_QUOTED_CHARS]} is not {{\"id\": ..., \"name\": ...}}")
+        if not (isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("name"), str)
+                and isinstance(item.get("etag", ""), str)):
+            raise ValueError(f"entry {str(item)[:MAX_QUOTED_CHARS]} is not {{\"id\": ..., \"name\": ..., "
+                             "\"etag\": ...}} (etag optional)")
         entry = entry_from_path(item["id"])
         if entry is not None:
-            entries.append(entry._replace(name=item["name"]))
+            entries.append(entry._replace(name=item["name"], etag=item.get("etag", "")))
     return entries
 
 

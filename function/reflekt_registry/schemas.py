@@ -70,10 +70,21 @@ class Fetched(NamedTuple):
 
 
 class Catalog(NamedTuple):
-    """Every schema's id and name, as a source lists them."""
+    """Every schema's id and name, and its version where the source knows it, as a source lists them."""
 
     entries: tuple[IndexEntry, ...]
     version: str | None  # the index object's ETag; None when the schemas were listed (nothing to compare next time)
+
+
+class Indexed(NamedTuple):
+    """A catalog as the store keeps it: the index of names, and the version of each schema it lists."""
+
+    index: SchemaIndex
+    versions: Mapping[str, str]  # schema id -> the version (ETag) the catalog saw; only ids whose version it knew
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> Indexed:
+        return cls(SchemaIndex(catalog.entries), {e.schema_id: e.etag for e in catalog.entries if e.etag})
 
 
 NOT_MODIFIED = object()
@@ -117,8 +128,7 @@ class DirectorySource:
         if not path.is_relative_to(self.root) or not path.is_file():
             return None
         try:
-            stat = path.stat()
-            version = f"{stat.st_mtime_ns}-{stat.st_size}"
+            version = _stamp(path)
             if version == known_version:
                 return NOT_MODIFIED
             return Fetched(path.read_bytes(), version)
@@ -126,18 +136,20 @@ class DirectorySource:
             raise SchemaStoreUnavailableError(f"cannot read {path}: {e.strerror}") from e
 
     def catalog(self, known_version: str | None) -> Catalog | object:
-        """Walks the folder, reading each schema's self.name: a local folder is cheap to walk at every refresh."""
+        """Walks the folder, reading each schema's self.name and version: a local folder is cheap to walk at every
+        refresh."""
         entries = []
         for path in sorted(self.root.rglob("*.json")):
             schema_id = path.relative_to(self.root).as_posix()
             if not is_valid_schema_id(schema_id) or not path.resolve().is_relative_to(self.root):
                 continue  # never served by fetch either (Reflekt's .reflekt/ meta-schema, links out of the root)
             try:
+                version = _stamp(path)  # before the read: a file changed in between is read again next time
                 entry = entry_from_document(schema_id, json.loads(path.read_bytes()))
-            except (OSError, ValueError):  # unreadable now: fetch says why when an event needs it
-                entry = entry_from_path(schema_id)
+            except (OSError, ValueError, RecursionError):  # unreadable now: fetch says why when an event needs it
+                version, entry = "", entry_from_path(schema_id)
             if entry is not None:
-                entries.append(entry)
+                entries.append(entry._replace(etag=version))
         return Catalog(tuple(entries), None)
 
 
@@ -151,7 +163,7 @@ class S3Source(BucketPrefix):
 
     def catalog(self, known_version: str | None) -> Catalog | object:
         """The index publish wrote (one conditional GET); without a usable one, a listing of the prefix, whose
-        names come from Reflekt's folder layout (one request per 1,000 schemas)."""
+        names come from Reflekt's folder layout (one request per 1,000 schemas). Both carry each schema's ETag."""
         fetched = self._get(INDEX_KEY, known_version)
         if fetched is NOT_MODIFIED:
             return NOT_MODIFIED
@@ -163,7 +175,8 @@ class S3Source(BucketPrefix):
             except ValueError as e:  # json errors are ValueErrors too
                 log.error("schema index is unusable; listing the schemas instead",
                           extra={"fields": {"key": INDEX_KEY, "error": str(e)[:200]}})
-        return Catalog(tuple(filter(None, map(entry_from_path, self._list()))), None)
+        listed = ((entry_from_path(schema_id), etag) for schema_id, etag in self._list())
+        return Catalog(tuple(entry._replace(etag=etag) for entry, etag in listed if entry is not None), None)
 
     def _get(self, key: str, known_version: str | None) -> Fetched | object | None:
         try:
@@ -176,14 +189,14 @@ class S3Source(BucketPrefix):
             return NOT_MODIFIED
         return Fetched(found.body, found.etag)
 
-    def _list(self) -> list[str]:
-        """The schema ids under the prefix: ListObjectsV2 pages of up to 1,000 keys."""
+    def _list(self) -> list[tuple[str, str]]:
+        """The schema ids under the prefix, with their ETags: ListObjectsV2 pages of up to 1,000 keys."""
         prefix = self.location.prefix
         try:
-            ids = [item.key[len(prefix):] for item in self.client.list(self.location.bucket, prefix)]
+            listed = [(item.key[len(prefix):], item.etag) for item in self.client.list(self.location.bucket, prefix)]
         except S3Error as e:
             raise SchemaStoreUnavailableError(str(e)) from e
-        return [schema_id for schema_id in ids if is_valid_schema_id(schema_id)]
+        return [(schema_id, etag) for schema_id, etag in listed if is_valid_schema_id(schema_id)]
 
 
 class _Entry:
@@ -199,7 +212,12 @@ class _Entry:
 
 class SchemaStore:
     """Compiled schemas by id, and the index of their names, kept across warm invocations and refreshed after
-    `ttl` seconds."""
+    `ttl` seconds.
+
+    Freshness costs a constant number of requests per TTL, however many schemas are in use: the catalog (publish's
+    index, or a listing) carries every schema's version, so a cached schema whose version it still lists is current
+    without a request of its own; only a changed schema, or one the catalog does not vouch for, is fetched.
+    """
 
     def __init__(self, source: SchemaSource, ttl: float, clock: Callable[[], float] = time.monotonic):
         self.source = source
@@ -220,9 +238,9 @@ class SchemaStore:
         """Every schema's name and versions; the bodies are fetched by `get` only when an event needs one."""
         entry = self._index
         if entry is not None and self.clock() < entry.expires:
-            return entry.value
+            return entry.value.index
         with self._lock:
-            return self._refresh_index()
+            return self._refresh_index().index
 
     def prefetch(self, schema_ids: Iterable[str]) -> None:
         """Refreshes those of the ids that are not cached or have expired, as `get` would, several at once when
@@ -236,8 +254,15 @@ class SchemaStore:
             return
         from concurrent.futures import ThreadPoolExecutor  # only a cold or expired batch of several gets here
 
-        with self._lock, ThreadPoolExecutor(workers, thread_name_prefix="schemas") as pool:
-            failures = [failure for failure in pool.map(self._refresh_or_failure, due) if failure is not None]
+        with self._lock:
+            first_cached = next((schema_id for schema_id in due if schema_id in self._cache), None)
+            if first_cached is not None:  # never fails: a cached schema is served stale in an outage
+                # Refreshed first, alone: it asks the catalog once for every cached one, which the workers would
+                # each ask at the same time.
+                self._refresh(first_cached)
+                due.remove(first_cached)
+            with ThreadPoolExecutor(workers, thread_name_prefix="schemas") as pool:
+                failures = [failure for failure in pool.map(self._refresh_or_failure, due) if failure is not None]
         if failures:
             raise failures[0]
 
@@ -259,6 +284,10 @@ class SchemaStore:
         if entry is not None and now < entry.expires:  # another thread refreshed it while this one waited
             return entry.value
         try:
+            if entry is not None and self._vouches_for(schema_id, entry.version):
+                # Current as of the catalog's refresh, so it expires with the catalog: never staler than a TTL.
+                entry.expires = self._index.expires  # type: ignore[union-attr]  # _vouches_for kept a catalog
+                return entry.value
             fetched = self.source.fetch(schema_id, entry.version if entry else None)
         except SchemaStoreUnavailableError as e:
             return self._stale(entry, now, e, "schema", {"schema_id": schema_id})
@@ -281,7 +310,11 @@ class SchemaStore:
         self._cache[schema_id] = _Entry(schema, fetched.version, now + self.ttl)
         return schema
 
-    def _refresh_index(self) -> SchemaIndex:
+    def _vouches_for(self, schema_id: str, version: str | None) -> bool:
+        """Whether the catalog (refreshed when due: one request for publish's index) lists the schema at `version`."""
+        return version is not None and self._refresh_index().versions.get(schema_id) == version
+
+    def _refresh_index(self) -> Indexed:
         entry = self._index
         now = self.clock()
         if entry is not None and now < entry.expires:
@@ -294,10 +327,11 @@ class SchemaStore:
             entry.expires = now + self.ttl
             return entry.value
         assert isinstance(catalog, Catalog)
-        index = SchemaIndex(catalog.entries)
-        log.info("indexed schemas", extra={"fields": {"source": str(self.source), "schemas": index.size, "version": catalog.version}})
-        self._index = _Entry(index, catalog.version, now + self.ttl)
-        return index
+        indexed = Indexed.of(catalog)
+        log.info("indexed schemas", extra={"fields": {
+            "source": str(self.source), "schemas": indexed.index.size, "version": catalog.version}})
+        self._index = _Entry(indexed, catalog.version, now + self.ttl)
+        return indexed
 
     def _stale(self, entry: _Entry | None, now: float, error: SchemaStoreUnavailableError, what: str,
                fields: dict[str, str]) -> Any:
@@ -307,6 +341,12 @@ class SchemaStore:
         log.warning(f"serving cached {what} while the store is unavailable", extra={"fields": {**fields, "error": str(error)}})
         entry.expires = now + min(self.ttl, STALE_RETRY_SECONDS)
         return entry.value
+
+
+def _stamp(path: Path) -> str:
+    """A local file's version: equal stamps mean equal bodies, as far as a file system can tell."""
+    stat = path.stat()
+    return f"{stat.st_mtime_ns}-{stat.st_size}"
 
 
 def open_store(location: S3Location | Path, ttl: float, s3: S3Client | None = None) -> SchemaStore:

@@ -182,23 +182,30 @@ def _judge_data(schema: CompiledSchema, payload: dict[str, Any], where: str, con
         return verdict
     if controls.violations == "allow":
         return verdict._replace(allowed=True)
-    offending = _offending(violations, data, where)
+    offending = _offending(schema, violations, data, where)
     if offending is None or _run(schema, _without(data, offending), where):
         return verdict  # a violation of the whole object (a missing property), or what is left still fails
     return verdict._replace(allowed=True, omitted=omitted + offending)
 
 
-def _offending(violations: tuple[Violation, ...], data: dict[str, Any], where: str) -> tuple[str, ...] | None:
-    """The top-level names whose values the violations are in; None when one is about the object itself."""
+def _offending(schema: CompiledSchema, violations: tuple[Violation, ...], data: dict[str, Any],
+               where: str) -> tuple[str, ...] | None:
+    """The top-level names whose values the violations are in; None when one is about the object itself, or is in
+    one of several names that cannot be told apart (then the event is blocked whole rather than lose a good value)."""
     by_path = {f"{where}.{name}": name for name in data}
     names: dict[str, None] = {}
     for violation in violations:
         path = violation.path
         cuts = [i for i, c in enumerate(path) if c in ".[" and i > len(where)] + [len(path)]
-        name = next((by_path[path[:i]] for i in cuts if path[:i] in by_path), None)
-        if name is None:
+        candidates = [by_path[path[:i]] for i in cuts if path[:i] in by_path]
+        if len(candidates) > 1:
+            # fastjsonschema names a value by joining keys with "." and indices with "[n]" (its `path` only splits
+            # that name again), so "a.b" reads like b in a sibling "a", and "x[0]" like x's first item: the name is
+            # the one whose removal takes the violation with it.
+            candidates = [name for name in candidates if violation not in _run(schema, _without(data, (name,)), where)]
+        if len(candidates) != 1:
             return None
-        names[name] = None
+        names[candidates[0]] = None
     return tuple(names)
 
 

@@ -178,6 +178,50 @@ run "rejects_a_domain_that_is_not_a_hostname" {
   expect_failures = [var.domain_name]
 }
 
+# Internationalised top-level domains (.рф, .中国) are spelled in punycode, "xn--" and letters, digits, hyphens.
+run "accepts_a_punycode_top_level_domain" {
+  command = plan
+
+  variables {
+    domain_name = "events.example.xn--p1ai"
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_domain_name.this[0].domain_name == "events.example.xn--p1ai"
+    error_message = "A hostname under an internationalised top-level domain must be accepted as given."
+  }
+}
+
+run "rejects_a_top_level_domain_with_digits" {
+  command = plan
+
+  variables {
+    domain_name = "events.example.c0m"
+  }
+
+  expect_failures = [var.domain_name]
+}
+
+run "rejects_a_punycode_top_level_domain_ending_in_a_hyphen" {
+  command = plan
+
+  variables {
+    domain_name = "events.example.xn--p1ai-"
+  }
+
+  expect_failures = [var.domain_name]
+}
+
+run "rejects_an_empty_punycode_top_level_domain" {
+  command = plan
+
+  variables {
+    domain_name = "events.example.xn--"
+  }
+
+  expect_failures = [var.domain_name]
+}
+
 run "rejects_a_certificate_that_is_not_from_acm" {
   command = plan
 

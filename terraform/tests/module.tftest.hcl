@@ -89,12 +89,14 @@ run "lambda_permissions_stop_at_the_schema_prefix" {
 
   assert {
     condition = (
-      [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListSchemas"][0].resources == toset(["arn:aws:s3:::example-schemas"])
-      && jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListSchemas"][0].condition) == jsonencode([
-        { test = "StringLike", values = ["tracking/schemas/*"], variable = "s3:prefix" },
+      length([for s in data.aws_iam_policy_document.lambda.statement : s if contains(s.actions, "s3:ListBucket")]) == 1
+      && [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].actions == toset(["s3:ListBucket"])
+      && [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].resources == toset(["arn:aws:s3:::example-schemas"])
+      && jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].condition) == jsonencode([
+        { test = "StringLike", values = ["tracking/schemas/*", "registry/index.json", "spool/*"], variable = "s3:prefix" },
       ])
     )
-    error_message = "s3:ListBucket must be limited to the schema prefix by an s3:prefix condition."
+    error_message = "s3:ListBucket must be granted once, limited by an s3:prefix condition to the schema and spool prefixes and the index."
   }
 
   assert {
@@ -277,4 +279,26 @@ run "rejects_bad_inputs" {
     var.registry_write_keys,
     var.endpoint_type,
   ]
+}
+
+# The schema index and the configuration document are not schemas: a prefix over either is refused.
+run "rejects_a_schema_prefix_holding_the_index" {
+  command = plan
+
+  variables {
+    schema_prefix = "registry/"
+  }
+
+  expect_failures = [var.schema_prefix]
+}
+
+run "rejects_a_schema_prefix_holding_the_configuration_document" {
+  command = plan
+
+  variables {
+    schema_prefix = "settings/"
+    config_key    = "settings/config.json"
+  }
+
+  expect_failures = [var.schema_prefix]
 }

@@ -51,12 +51,12 @@ run "publishes_each_schema_under_the_prefix" {
       format = 1
       prefix = "schemas/"
       schemas = [
-        { id = "checkout/Group/1-0.json", name = "Group" },
-        { id = "checkout/Identify/1-0.json", name = "Identify" },
-        { id = "checkout/Order_Completed/1-0.json", name = "Order Completed" },
+        { id = "checkout/Group/1-0.json", name = "Group", etag = "\"${filemd5("tests/fixtures/schemas/checkout/Group/1-0.json")}\"" },
+        { id = "checkout/Identify/1-0.json", name = "Identify", etag = "\"${filemd5("tests/fixtures/schemas/checkout/Identify/1-0.json")}\"" },
+        { id = "checkout/Order_Completed/1-0.json", name = "Order Completed", etag = "\"${filemd5("tests/fixtures/schemas/checkout/Order_Completed/1-0.json")}\"" },
       ]
     }
-    error_message = "The index of names must list every schema with its self.name, under the key the Lambda reads."
+    error_message = "The index of names must list every schema with its self.name and its object's ETag (the quoted MD5 S3 serves), under the key the Lambda reads."
   }
 
   assert {

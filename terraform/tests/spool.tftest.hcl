@@ -42,10 +42,10 @@ run "lambda_uses_the_spool_only_under_its_prefix" {
   }
 
   assert {
-    condition = jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListSpool"][0].condition) == jsonencode([
-      { test = "StringLike", values = ["registry/spool/*"], variable = "s3:prefix" },
+    condition = jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].condition) == jsonencode([
+      { test = "StringLike", values = ["schemas/*", "registry/index.json", "registry/spool/*"], variable = "s3:prefix" },
     ])
-    error_message = "s3:ListBucket for the spool must be limited to its prefix."
+    error_message = "s3:ListBucket must reach the spool by its prefix, and nothing beyond it and the schemas."
   }
 }
 
@@ -84,7 +84,17 @@ run "spool_prefix_must_stay_apart_from_the_schemas" {
     spool_prefix = "schemas/spool/"
   }
 
-  expect_failures = [aws_cloudwatch_event_rule.replay]
+  expect_failures = [var.schema_prefix]
+}
+
+run "schema_prefix_must_stay_apart_from_the_spool" {
+  command = plan
+
+  variables {
+    schema_prefix = "spool/"
+  }
+
+  expect_failures = [var.schema_prefix]
 }
 
 run "spool_prefix_must_not_cover_the_schema_index" {
