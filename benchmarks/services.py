@@ -1,8 +1,8 @@
 """The loopback services the benchmarks talk to, each in a process of its own: the fake Segment (tests/fakes) and a
 moto S3 server. Out of the benchmark's process, their work never holds its GIL.
 
-The parent starts `python services.py segment|moto`, reads the service's URL from its first line of output, and
-then asks it questions one line at a time over stdin/stdout; closing stdin stops it.
+The parent starts `python services.py segment|moto|proxy ...`, reads the service's URL from its first line of output,
+and then asks it questions one line at a time over stdin/stdout; closing stdin stops it.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 class ServiceProcess:
     kind = ""
 
-    def __init__(self) -> None:
+    def __init__(self, *arguments: str) -> None:
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            [sys.executable, str(Path(__file__)), self.kind],
+            [sys.executable, str(Path(__file__)), self.kind, *arguments],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
             env=clean_env(PYTHONPATH=os.pathsep.join([str(REPO / "function"), str(REPO / "tests")])),
         )
@@ -120,6 +120,17 @@ class MotoService(ServiceProcess):
             client.put_object(Bucket=BUCKET, Key=prefix + schema_id, Body=body, ContentType="application/json")
 
 
+class ProxyService(ServiceProcess):
+    """An HTTPS front for a loopback service, reached as the Lambda reaches S3 and Segment: over TLS (the fixture's
+    certificate for localhost), on connections kept alive (moto closes each one after its answer; S3 does not),
+    and with each answer held back `delay` seconds, the round trip to an in-region endpoint."""
+
+    kind = "proxy"
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        super().__init__(upstream, str(delay))
+
+
 def _answer_promptly() -> None:
     """Sends each response segment at once (TCP_NODELAY), as production front ends do.
 
@@ -162,6 +173,58 @@ def _serve_moto() -> None:
         server.stop()
 
 
+def _serve_proxy(upstream: str, delay: str) -> None:
+    import http.client
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    from tls_support import HOST, server_context
+
+    target, pause = urlsplit(upstream), float(delay)
+    # Hop-by-hop or rewritten: the proxy keeps its own connection open and sends the length it read.
+    dropped = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+    class Relay(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def relay(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            upstream_connection = http.client.HTTPConnection(target.hostname, target.port)
+            upstream_connection.request(self.command, self.path, body=self.rfile.read(length) if length else None,
+                                        headers=dict(self.headers.items()))
+            answer = upstream_connection.getresponse()
+            body = answer.read()
+            upstream_connection.close()
+            time.sleep(pause)
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in dropped:
+                    self.send_header(name, value)
+            # A HEAD's answer has no body but says how long the object is.
+            self.send_header("Content-Length", answer.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = relay
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    _answer_promptly()
+    server = ThreadingHTTPServer((LOOPBACK, 0), Relay)
+    server.daemon_threads = True
+    # Each handshake in its connection's own thread, as a server with many cores would take them.
+    server.socket = server_context().wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _answer(f"https://{HOST}:{server.server_address[1]}", {})
+    finally:
+        server.shutdown()
+
+
 def _answer(url: str, answers: dict[str, Any]) -> None:
     print(url, flush=True)
     for line in sys.stdin:
@@ -169,4 +232,4 @@ def _answer(url: str, answers: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    {"segment": _serve_segment, "moto": _serve_moto}[sys.argv[1]]()
+    {"segment": _serve_segment, "moto": _serve_moto, "proxy": _serve_proxy}[sys.argv[1]](*sys.argv[2:])

@@ -29,9 +29,10 @@ import workload
 from child import RESULT_MARKER
 from helpers import CLIENT_KEY, INVALID_KEY, VALID_KEY
 from report import (COLD_ORIGINAL, COLD_REGISTRY, FRESH_TIMINGS, IMPORT_DEPS, IMPORT_EXTRAS_SHOWN, IMPORT_HANDLER,
-                    ZIP_WITH_BYTECODE, ZIP_WITHOUT_BYTECODE, Results)
+                    S3_ROUND_TRIP_SECONDS, TLS_ORIGINAL, TLS_REGISTRY, ZIP_WITH_BYTECODE, ZIP_WITHOUT_BYTECODE, Results)
 from runtime_python import python313
-from services import BUCKET, REPO, MotoService, SegmentService, clean_env
+from services import BUCKET, REPO, MotoService, ProxyService, SegmentService, clean_env
+from tls_support import trust_bundle
 
 CHILD = Path(__file__).resolve().parent / "child.py"
 # Fresh processes take 0.3-1 s each here: enough rounds for a steady median inside the time budget (odd, so the
@@ -113,6 +114,32 @@ def request_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_first_response(fresh: FreshProcesses, request_path: str, segment: SegmentService, results: Results,
                         quick: bool) -> None:
     take_turns({stack: (fresh, STACK_MODES[stack]) for stack in STACK_MODES}, request_path, segment, results, quick)
+
+
+@pytest.fixture(scope="module")
+def over_tls(fresh: FreshProcesses, s3: MotoService, segment: SegmentService,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshProcesses]:
+    """Children that reach S3 and Segment as the Lambda does: over TLS, trusting the system's CA certificates (and
+    the proxies'), with every S3 request a round trip away. Segment answers at once, as elsewhere."""
+    directory = tmp_path_factory.mktemp("tls")
+    bundle = trust_bundle(directory)
+    # boto3 would address the bucket as a subdomain of localhost, which neither resolves nor matches the certificate.
+    aws_config = directory / "aws-config"
+    aws_config.write_text("[default]\ns3 =\n    addressing_style = path\n")
+    with ProxyService(s3.url, S3_ROUND_TRIP_SECONDS) as s3_front, ProxyService(segment.url, 0) as segment_front:
+        processes = FreshProcesses({**fresh.env, "AWS_ENDPOINT_URL_S3": s3_front.url, "SEGMENT_API_HOST": segment_front.url,
+                                    "SSL_CERT_FILE": str(bundle), "AWS_CA_BUNDLE": str(bundle),
+                                    "AWS_CONFIG_FILE": str(aws_config)})
+        yield processes
+        processes.reap()
+
+
+def test_first_response_over_tls(over_tls: FreshProcesses, request_path: str, segment: SegmentService,
+                                 results: Results, quick: bool) -> None:
+    """Where the registry's cold path meets what the loopback run leaves out: a TLS context and handshake per
+    connection, and a round trip per S3 request (the registry fetches a batch's schemas at once)."""
+    take_turns({TLS_REGISTRY: (over_tls, "registry"), TLS_ORIGINAL: (over_tls, "original")}, request_path, segment,
+               results, quick)
 
 
 def take_turns(stacks: dict[str, tuple[FreshProcesses, str]], request_path: str, segment: SegmentService,

@@ -7,6 +7,7 @@ from typing import Any
 import urllib3
 
 from helpers import EXAMPLE_SCHEMAS
+from reflekt_registry.s3 import POOL_CONNECTIONS_PER_HOST, POOL_HOSTS
 from reflekt_registry.tools.publish import check_file, find_schemas, upload
 
 BUCKET = "reflekt-registry-test"
@@ -46,7 +47,7 @@ class CountingPool(urllib3.PoolManager):
     with the status S3 answered."""
 
     def __init__(self) -> None:
-        super().__init__(num_pools=2, maxsize=4, retries=False)
+        super().__init__(num_pools=POOL_HOSTS, maxsize=POOL_CONNECTIONS_PER_HOST, retries=False)
         self.requests: list[tuple[str, int]] = []
 
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -370,13 +371,15 @@ class FakeSource:
     lists names alone, as an index written before indexes carried ETags, and every schema is re-checked by a fetch.
     """
 
-    def __init__(self, schemas: dict[str, bytes] | None = None, lists_versions: bool = False):
+    def __init__(self, schemas: dict[str, bytes] | None = None, lists_versions: bool = False, concurrency: int = 1):
+        self.concurrency = concurrency
         self.schemas = dict(schemas or {})
         self.lists_versions = lists_versions
         self.fetches: list[tuple[str, str | None]] = []
         self.catalogs = 0
         self.down = False
         self.before_fetch = lambda: None
+        self.before_catalog = lambda: None
 
     @property
     def requests(self) -> int:
@@ -398,6 +401,7 @@ class FakeSource:
 
     def catalog(self, known_version: str | None) -> Catalog:
         self.catalogs += 1
+        self.before_catalog()
         if self.down:
             raise SchemaStoreUnavailableError("the fake source is down")
         listed = ((entry_from_path(schema_id), content) for schema_id, content in sorted(self.schemas.items()))
@@ -615,6 +619,125 @@ def test_ids_outside_reflekts_layout_are_checked_with_their_own_fetch(clock):
     clock.advance(60)
     assert store.get("loose.json") is first
     assert source.fetches == [("loose.json", None), ("loose.json", hashlib.sha256(STRING_SCHEMA).hexdigest())]
+
+
+# -- prefetch: the schemas of a batch at once ------------------------------------------------------------
+
+OTHER = "t/Other/1-0.json"
+BROKEN = "t/Broken/1-0.json"
+UNKNOWN = "t/Unknown/1-0.json"
+
+
+def test_prefetch_fetches_each_uncached_id_once_and_at_most_the_sources_concurrency_at_once(clock):
+    """Seven ids through a source that takes three at once: the first three fetches are in flight together (they
+    meet at a barrier), no more than three ever are, each id is fetched once, and the gets after it fetch nothing."""
+    ids = [f"t/Thing_{n}/1-0.json" for n in range(7)]
+    source = FakeSource(dict.fromkeys(ids, STRING_SCHEMA), concurrency=3)
+    in_flight = peak = 0
+    counting = threading.Lock()
+    first_three = threading.Barrier(3, timeout=5)
+
+    def count_and_meet() -> None:
+        nonlocal in_flight, peak
+        with counting:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            first = len(source.fetches) <= 3  # a fourth fetch starts only once one of the first three is done
+        if first:
+            first_three.wait()
+        with counting:
+            in_flight -= 1
+
+    source.before_fetch = count_and_meet
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.prefetch(ids + ids[:2])
+    assert peak == 3
+    assert sorted(source.fetches) == [(schema_id, None) for schema_id in ids]
+    assert all(isinstance(store.get(schema_id), CompiledSchema) for schema_id in ids)
+    assert len(source.fetches) == len(ids)
+
+
+def test_prefetch_leaves_fresh_entries_and_a_lone_id_alone(clock):
+    """Only ids not cached or expired are fetched; a single one is left to get, in the caller's thread."""
+    source = FakeSource({THING: STRING_SCHEMA, OTHER: INTEGER_SCHEMA}, concurrency=4)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.get(THING)
+    store.prefetch([THING, OTHER])
+    assert source.fetches == [(THING, None)]
+    store.get(OTHER)
+    store.prefetch([THING, OTHER])
+    assert len(source.fetches) == 2
+
+
+def test_prefetch_confirms_expired_schemas_with_one_catalog_request(clock):
+    """After the TTL a batch of cached schemas costs one catalog request, not one per worker: the catalog answers
+    slowly here, so workers that each asked it would be asking at the same time."""
+    ids = [f"t/Thing_{n}/1-0.json" for n in range(8)]
+    source = FakeSource(dict.fromkeys(ids, STRING_SCHEMA), lists_versions=True, concurrency=4)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.prefetch(ids)
+    clock.advance(60)
+    source.before_catalog = lambda: time.sleep(0.05)
+    store.prefetch(ids)
+    assert (source.catalogs, len(source.fetches)) == (1, len(ids))
+    assert all(isinstance(store.get(schema_id), CompiledSchema) for schema_id in ids)
+    assert source.requests == 1 + len(ids)
+
+
+def answers(store: SchemaStore, ids: list[str], prefetch: bool) -> list[Any]:
+    """What get answers for each id, after a prefetch of them all or not; an outage ends the batch, as it ends a
+    request."""
+    try:
+        if prefetch:
+            store.prefetch(ids)
+        return [(type(schema).__name__, getattr(schema, "reason", None)) for schema in map(store.get, ids)]
+    except SchemaStoreUnavailableError as e:
+        return [str(e)]
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["cold", "expired"])
+@pytest.mark.parametrize("down", [False, True], ids=["up", "down"])
+@pytest.mark.parametrize("changed", [False, True], ids=["unchanged", "changed"])
+@pytest.mark.parametrize("lists_versions", [False, True], ids=["names-only-catalog", "catalog-with-versions"])
+def test_prefetch_changes_when_schemas_are_fetched_never_what_the_store_answers(cached, down, changed, lists_versions):
+    """The same batch (a good schema twice, another, a broken one, an unknown id) through two stores, one left to
+    get and one prefetching first: the same answers, the same outage, the same stale copies served while the source
+    is down, and the same state once it is back. The same fetches too, with the same known versions, and the same
+    catalog requests (one per TTL, not one per worker), except in an outage with nothing cached: there get stops at
+    the first id, while prefetch has asked for every one at once."""
+    from conftest import FakeClock
+
+    batch = [THING, OTHER, BROKEN, UNKNOWN, THING]
+    runs = []
+    for prefetch in (False, True):
+        clock = FakeClock()
+        source = FakeSource({THING: STRING_SCHEMA, OTHER: STRING_SCHEMA, BROKEN: b"{"}, lists_versions, concurrency=4)
+        store = SchemaStore(source, ttl=60, clock=clock)
+        if cached:
+            answers(store, batch, prefetch=False)
+            clock.advance(60)
+        if changed:
+            source.schemas[OTHER] = INTEGER_SCHEMA
+        source.down = down
+        during = answers(store, batch, prefetch)
+        source.down = False
+        clock.advance(STALE_RETRY_SECONDS)
+        after = answers(store, batch, prefetch)
+        runs.append((during, after, accepts(store.get(OTHER), 1), source.catalogs, sorted(source.fetches, key=repr)))
+    (during, after, integer, catalogs, fetches), prefetched = runs
+    assert prefetched[:4] == (during, after, integer, catalogs)
+    outage_tries = [] if cached or not down else [(schema_id, None) for schema_id in (OTHER, BROKEN, UNKNOWN)]
+    assert prefetched[4] == sorted(fetches + outage_tries, key=repr)
+
+
+def test_prefetch_raises_the_outage_of_the_first_id_that_failed(clock):
+    """With nothing cached and the source down, prefetch fails as the first get would, after trying them all."""
+    source = FakeSource({THING: STRING_SCHEMA, OTHER: STRING_SCHEMA}, concurrency=2)
+    source.down = True
+    store = SchemaStore(source, ttl=60, clock=clock)
+    with pytest.raises(SchemaStoreUnavailableError, match="the fake source is down"):
+        store.prefetch([THING, OTHER])
+    assert sorted(source.fetches) == [(OTHER, None), (THING, None)]
 
 
 # -- S3Source (moto server) -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 import json
 from pathlib import Path
 from typing import Any
@@ -692,3 +693,35 @@ def test_declared_names_give_up_on_a_reference_they_cannot_follow():
     assert declared_names({"properties": {"a": {}}, "$ref": "#/definitions/missing"}) is None
     assert declared_names({"properties": {"a": {}}, "$ref": ["#"]}) is None
     assert declared_names({"properties": {"a": {}}, "allOf": [{"$ref": "#"}]}) == frozenset({"a"})  # a loop ends
+
+
+# -- check_all(): a request's events ----------------------------------------------------------------------------
+
+class ThreadRecordingSource(DirectorySource):
+    """A folder that may be read several ids at once, remembering which thread read each one."""
+
+    concurrency = 4
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.reads: list[tuple[str, str]] = []
+
+    def fetch(self, schema_id: str, known_version: str | None) -> Any:
+        self.reads.append((schema_id, threading.current_thread().name))
+        return super().fetch(schema_id, known_version)
+
+
+def test_check_all_judges_as_check_does_after_fetching_the_batchs_schemas_together(tmp_path):
+    """Events found by name and by schema_id, an unplanned one, a bad id and an alias, under a common schema: the
+    verdicts check gives one by one, after the store's workers have read every schema they need, each once."""
+    plan = validator_over(tmp_path, PLAN_SCHEMAS)
+    source = ThreadRecordingSource(tmp_path)
+    batch = [signed_up(plan="pro"), signed_up(2, plan="gold", seats=1), call("identify", traits={"email": "a@b.co"}),
+             call("track", properties={"schema_id": "shop/Group/1-0.json", "name": "Acme"}), signed_up(plan="pro"),
+             call("track", event="Nope"), call("track", properties={"schema_id": "../x.json"}), call("alias")]
+    policy = with_controls(common_schema=COMMON)
+    verdicts = Validator(SchemaStore(source, ttl=60)).check_all(copy.deepcopy(batch), policy)
+    assert verdicts == [plan.check(event, policy) for event in batch]
+    assert sorted(schema_id for schema_id, _ in source.reads) == sorted([
+        "shop/Signed_Up/1-1.json", "shop/Signed_Up/2-0.json", "shop/Identify/1-0.json", "shop/Group/1-0.json", COMMON])
+    assert all(thread.startswith("schemas") for _, thread in source.reads)

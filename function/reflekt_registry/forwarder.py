@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import urllib3
 
-from . import __version__
+from . import __version__, connections
 from .errors import BatchRefusedError, DeliveryError
 from .retry import RetryPolicy, send
 from .validator import shrink
@@ -47,7 +47,7 @@ class SegmentClient:
         self.sleep = sleep
         # One pool for the host, whatever the number of write keys (the key is a header, not a connection), with
         # room for as many connections as the Forwarder posts batches at once.
-        self.pool = pool or urllib3.PoolManager(num_pools=1, maxsize=CONCURRENT_POSTS, retries=False)
+        self.pool = pool or connections.pool(host, CONCURRENT_POSTS)
 
     def post_batch(self, write_key: str, lines: Sequence[bytes], sent_at: str | None) -> None:
         """Raises DeliveryError, naming the last failure, when the batch is not accepted within the budget."""

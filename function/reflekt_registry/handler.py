@@ -92,7 +92,7 @@ class Registry:
             return ACCEPTED
         envelope = payload.decode(event, route)
         source = self.configuration.current().router.source_for(envelope.write_keys)
-        verdicts = [self.validator.check(message, source.policy) for message in envelope.events]
+        verdicts = self.validator.check_all(envelope.events, source.policy)
         consignments = routing.consign(self.outlets, source, envelope.events, envelope.sent_with, verdicts)
         with self.metrics.forwarding(verdicts):
             self.forwarder.deliver(consignments, envelope.sent_at)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import urllib3
 
-from . import __version__
+from . import __version__, connections
 from .config import Credentials, S3Endpoint, S3Location
 from .errors import S3Error
 from .retry import RetryPolicy, send
@@ -25,9 +25,10 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 S3_RETRY_POLICY = RetryPolicy(attempts=2, budget=3.0, connect_timeout=1.0, read_timeout=2.0)
 # ListObjectsV2's own page limit; asking for it explicitly keeps S3-compatible stand-ins from paging smaller.
 LIST_PAGE_KEYS = 1000
-# One bucket (the registry's) and, briefly, a second host; a few connections for concurrent spool writes.
+# One bucket (the registry's) and, briefly, a second host. Connections kept to each: the schema store fetches up
+# to this many schemas at once (a cold request rarely names more), and spool writes overlap.
 POOL_HOSTS = 2
-POOL_CONNECTIONS_PER_HOST = 4
+POOL_CONNECTIONS_PER_HOST = 8
 # ListObjectsV2 and error bodies are XML in this namespace.
 XML_NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 USER_AGENT = f"reflekt-registry/{__version__}"
@@ -163,7 +164,7 @@ class S3Client:
         self.clock = clock
         self.sleep = sleep
         self.now = now
-        self.pool = pool or urllib3.PoolManager(num_pools=POOL_HOSTS, maxsize=POOL_CONNECTIONS_PER_HOST, retries=False)
+        self.pool = pool or connections.pool(endpoint.url or "https://", POOL_CONNECTIONS_PER_HOST, POOL_HOSTS)
 
     def get(self, bucket: str, key: str, if_none_match: str | None = None) -> StoredObject | NotModified | None:
         """The object; NotModified when its ETag is still `if_none_match`; None when there is no such key."""

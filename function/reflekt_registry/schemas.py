@@ -6,7 +6,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote
@@ -18,7 +18,7 @@ from .errors import S3Error, SchemaStoreUnavailableError
 from .log import get_logger
 from .patterns import dangerous_patterns
 from .plans import INDEX_KEY, IndexEntry, SchemaIndex, entry_from_document, entry_from_path, read_index_document
-from .s3 import BucketPrefix, NotModified, S3Client
+from .s3 import POOL_CONNECTIONS_PER_HOST, BucketPrefix, NotModified, S3Client
 
 # fastjsonschema compiles these faithfully; it silently ignores keywords of later drafts, so those are refused.
 SUPPORTED_DIALECTS = {
@@ -38,6 +38,10 @@ MAX_SCHEMA_ID_LENGTH = 512
 MISSING_SCHEMA_TTL_SECONDS = 10.0
 # While the store is down, a cached schema is served and the store retried after this long.
 STALE_RETRY_SECONDS = 5.0
+# Schemas fetched from S3 at once when a request needs several that are not cached (a cold start's batch, or one
+# after the TTL): each GET is an in-region round trip, 15-50 ms, so one after another they add up. As many as the
+# S3 client's pool keeps connections for, so none is opened only to be closed.
+CONCURRENT_S3_FETCHES = POOL_CONNECTIONS_PER_HOST
 
 log = get_logger()
 
@@ -87,6 +91,8 @@ NOT_MODIFIED = object()
 
 
 class SchemaSource(Protocol):
+    concurrency: int  # how many fetches are worth making at once (1: one after another)
+
     def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
         """The schema's body; NOT_MODIFIED if it is still `known_version`; None if there is no such schema.
 
@@ -108,6 +114,8 @@ def is_valid_schema_id(schema_id: object) -> bool:
 
 class DirectorySource:
     """A Reflekt project's schemas/ folder; ids are confined to it."""
+
+    concurrency = 1  # reading a file is quick; compiling, the slow part, holds the GIL
 
     def __init__(self, root: Path):
         self.root = root.resolve()
@@ -147,6 +155,8 @@ class DirectorySource:
 
 class S3Source(BucketPrefix):
     """Objects under a prefix of a bucket; conditional GETs make an unchanged schema cost no download."""
+
+    concurrency = CONCURRENT_S3_FETCHES
 
     def fetch(self, schema_id: str, known_version: str | None) -> Fetched | object | None:
         return self._get(self.location.prefix + schema_id, known_version)
@@ -231,6 +241,38 @@ class SchemaStore:
             return entry.value.index
         with self._lock:
             return self._refresh_index().index
+
+    def prefetch(self, schema_ids: Iterable[str]) -> None:
+        """Refreshes those of the ids that are not cached or have expired, as `get` would, several at once when
+        the source allows: the requests that follow find them cached. Fails as the first of them to fail would
+        have failed `get` (the store is down and nothing is cached), after all have been tried."""
+        now = self.clock()
+        due = [schema_id for schema_id in dict.fromkeys(schema_ids)
+               if (entry := self._cache.get(schema_id)) is None or now >= entry.expires]
+        workers = min(len(due), self.source.concurrency)
+        if workers < 2:  # `get` fetches a lone one in this thread
+            return
+        from concurrent.futures import ThreadPoolExecutor  # only a cold or expired batch of several gets here
+
+        with self._lock:
+            first_cached = next((schema_id for schema_id in due if schema_id in self._cache), None)
+            if first_cached is not None:  # never fails: a cached schema is served stale in an outage
+                # Refreshed first, alone: it asks the catalog once for every cached one, which the workers would
+                # each ask at the same time.
+                self._refresh(first_cached)
+                due.remove(first_cached)
+            with ThreadPoolExecutor(workers, thread_name_prefix="schemas") as pool:
+                failures = [failure for failure in pool.map(self._refresh_or_failure, due) if failure is not None]
+        if failures:
+            raise failures[0]
+
+    def _refresh_or_failure(self, schema_id: str) -> SchemaStoreUnavailableError | None:
+        """Refreshes one id for prefetch, whose lock it runs under; no two run for the same id."""
+        try:
+            self._refresh(schema_id)
+        except SchemaStoreUnavailableError as e:
+            return e
+        return None
 
     def clear(self) -> None:
         self._cache.clear()

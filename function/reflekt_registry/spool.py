@@ -39,6 +39,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from . import connections
 from .config import S3Location
 from .errors import BatchRefusedError, DeliveryError, S3Error, SpoolUnavailableError
 from .forwarder import SegmentClient, pack
@@ -419,9 +420,7 @@ def open_spool(location: S3Location | Path | None, metrics: Metrics = NO_METRICS
 
 def drain_client(host: str) -> SegmentClient:
     """The drain's own Segment client: short retries, and a pool for every worker."""
-    import urllib3
-
-    return SegmentClient(host, DRAIN_POLICY, pool=urllib3.PoolManager(num_pools=1, maxsize=DRAIN_WORKERS, retries=False))
+    return SegmentClient(host, DRAIN_POLICY, pool=connections.pool(host, DRAIN_WORKERS))
 
 
 def is_schedule(event: dict[str, Any]) -> bool:

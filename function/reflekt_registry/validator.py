@@ -68,17 +68,48 @@ class Verdict(NamedTuple):
                                                   for v in self.violations)
 
 
+# What _locate finds for an event that a schema judges: that schema's id, the data it judges and the data's
+# JSONPath, the JSONPath of what chose the schema (the schema_id field or the name), and how the name chose it
+# (None for a schema_id). A plain tuple: one is made per event on the warm path, where a NamedTuple's constructor
+# would add ~0.25 µs to each.
+Target = tuple[str, dict[str, Any], str, str, Resolution | None]
+
+
 class Validator:
     def __init__(self, store: SchemaStore):
         self.store = store
 
     def check(self, event: dict[str, Any], policy: Policy = DEFAULT_POLICY) -> Verdict:
         """Judges one event on its own under `policy`; raises only when the schema store cannot answer."""
-        verdict = self._judge(event, policy)
+        return self._judge(event, self._locate(event, policy), policy)
+
+    def check_all(self, events: list[dict[str, Any]], policy: Policy = DEFAULT_POLICY) -> list[Verdict]:
+        """Judges a request's events as `check` does, after fetching the schemas they need concurrently: a cold
+        start waits for about one S3 round trip instead of one per schema."""
+        located = [self._locate(event, policy) for event in events]
+        needed = [target[0] for target in located if not isinstance(target, Verdict)]
+        common = policy.controls.common_schema
+        if common is not None and events and is_valid_schema_id(common):
+            needed.append(common)
+        self.store.prefetch(needed)
+        return [self._judge(event, target, policy) for event, target in zip(events, located, strict=True)]
+
+    def _judge(self, event: dict[str, Any], target: Target | Verdict, policy: Policy) -> Verdict:
+        """The event's verdict: its own schema's (or the one _locate reached without it), then the common schema's."""
+        if isinstance(target, Verdict):
+            verdict = target
+        else:
+            schema_id, payload, where, id_path, resolution = target
+            schema = self.store.get(schema_id)
+            if isinstance(schema, CompiledSchema):
+                verdict = _judge_data(schema, payload, where, policy.controls)._replace(resolution=resolution)
+            else:
+                verdict = Verdict(schema_id, (Violation(id_path, UNUSABLE_SCHEMA, schema.reason),), resolution=resolution)
         common = policy.controls.common_schema
         return verdict if common is None else self._judge_whole(event, verdict, common, policy.controls)
 
-    def _judge(self, event: dict[str, Any], policy: Policy) -> Verdict:
+    def _locate(self, event: dict[str, Any], policy: Policy) -> Target | Verdict:
+        """The schema that judges the event's data, or the verdict when none is needed or none can be found."""
         call_type = event["type"]
         if call_type not in VALIDATED_FIELD:  # alias carries nothing a schema describes
             return Verdict(None)
@@ -90,23 +121,18 @@ class Validator:
         if not isinstance(payload, dict):
             return Verdict(None, (Violation(where, "type", f"{where} must be an object"),))
         schema_id = payload.get(SCHEMA_ID_FIELD)
-        resolution = None
         if schema_id is not None:
             id_path = f"{where}.{SCHEMA_ID_FIELD}"
             if not is_valid_schema_id(schema_id):
                 shown = repr(schema_id)[:120]
                 return Verdict(None, (Violation(id_path, SCHEMA_ID_FIELD, f"{id_path} {shown} is not a schema path like 'plan/Event_Name/1-0.json'"),))
-        else:
-            id_path = "$.event" if call_type == "track" else "$.type"
-            name = event.get("event") if call_type == "track" else CALL_SCHEMA_NAMES[call_type]
-            found = self.store.index().resolve(name, event_version_of(event), policy.plans)
-            if isinstance(found, Unresolved):
-                return _unresolved(found, call_type, id_path, policy.controls)
-            schema_id, resolution = found.schema_id, found
-        schema = self.store.get(schema_id)
-        if not isinstance(schema, CompiledSchema):
-            return Verdict(schema_id, (Violation(id_path, UNUSABLE_SCHEMA, schema.reason),), resolution=resolution)
-        return _judge_data(schema, payload, where, policy.controls)._replace(resolution=resolution)
+            return schema_id, payload, where, id_path, None
+        id_path = "$.event" if call_type == "track" else "$.type"
+        name = event.get("event") if call_type == "track" else CALL_SCHEMA_NAMES[call_type]
+        found = self.store.index().resolve(name, event_version_of(event), policy.plans)
+        if isinstance(found, Unresolved):
+            return _unresolved(found, call_type, id_path, policy.controls)
+        return found.schema_id, payload, where, id_path, found
 
     def _judge_whole(self, event: dict[str, Any], verdict: Verdict, common_id: str, controls: Controls) -> Verdict:
         """Adds the common schema's judgement of the whole event, as it will be forwarded."""
