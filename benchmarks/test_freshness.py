@@ -6,7 +6,7 @@ the traffic names each one once per window. Requests are counted, not timed, at 
 (one per HTTP request, whatever S3 answered), against moto running as a server, with the store's clock moved by hand.
 
 The store answers that question for every cached schema at once from its catalog, which carries each schema's
-ETag: publish's `registry/index.json` (one conditional GET), or for a bucket filled by `aws s3 sync`, a listing of the
+ETag: publish's `registry/<prefix>index.json` (one conditional GET), or for a bucket filled by `aws s3 sync`, a listing of the
 prefix (a GET that finds no index, and a LIST per 1,000 schemas). Counted for events naming their schema by
 `schema_id` and for events judged by name (issue 9), with each kind of catalog, and, for comparison, with an index
 written before indexes carried ETags, where each schema in use costs a conditional GET of its own. To count another
@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import workload
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
 from reflekt_registry.config import DEFAULT_SCHEMA_CACHE_TTL_SECONDS, Credentials, S3Endpoint, S3Location
-from reflekt_registry.plans import INDEX_KEY, entry_from_path, index_document
+from reflekt_registry.plans import entry_from_path, index_document, index_key
 from reflekt_registry.s3 import S3Client
 from reflekt_registry.schemas import MISSING_SCHEMA_TTL_SECONDS, CompiledSchema, S3Source, SchemaStore
 from reflekt_registry.tools.publish import write_index
@@ -57,11 +57,11 @@ def publish_index(s3: Any, location: S3Location, schema_ids: list[str]) -> None:
 def index_without_etags(s3: Any, location: S3Location, schema_ids: list[str]) -> None:
     """An index as publish wrote it before indexes carried ETags: names alone."""
     entries = [entry for entry in map(entry_from_path, schema_ids) if entry]
-    s3.put_object(Bucket=location.bucket, Key=INDEX_KEY, Body=index_document(entries, location.prefix))
+    s3.put_object(Bucket=location.bucket, Key=index_key(location.prefix), Body=index_document(entries, location.prefix))
 
 
 def no_index(s3: Any, location: S3Location, schema_ids: list[str]) -> None:
-    s3.delete_object(Bucket=location.bucket, Key=INDEX_KEY)
+    s3.delete_object(Bucket=location.bucket, Key=index_key(location.prefix))
 
 
 class Way(NamedTuple):
@@ -82,7 +82,7 @@ WAYS: dict[str, Way] = {
     "by schema_id, no index (aws s3 sync): a GET (404) and a LIST per 1,000": Way(no_index, _store),
     "by name, publish's index: its conditional GET": Way(publish_index, _by_name),
     "by name, no index (aws s3 sync): a GET (404) and a LIST per 1,000": Way(no_index, _by_name),
-    "by name, an index without ETags (older publish): + a conditional GET per schema": Way(index_without_etags, _by_name),
+    "by name, an index without ETags (before 2026-12): + a conditional GET per schema": Way(index_without_etags, _by_name),
 }
 
 

@@ -28,12 +28,13 @@ data "aws_iam_policy_document" "lambda" {
     resources = ["${local.bucket_arn}/${var.schema_prefix}*"]
   }
 
-  # The index of schema names publish writes (registry/index.json), which spares the Lambda a listing per TTL.
+  # The index of schema names publish writes (registry/<schema_prefix>index.json), which spares the Lambda a listing
+  # per TTL.
   statement {
     sid       = "ReadSchemaIndex"
     effect    = "Allow"
     actions   = ["s3:GetObject"]
-    resources = ["${local.bucket_arn}/registry/index.json"]
+    resources = ["${local.bucket_arn}/${local.schema_index_key}"]
   }
 
   dynamic "statement" {
@@ -59,7 +60,7 @@ data "aws_iam_policy_document" "lambda" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = concat(["${var.schema_prefix}*", "registry/index.json"], local.config_enabled ? [var.config_key] : [], ["${var.spool_prefix}*"])
+      values   = concat(["${var.schema_prefix}*", local.schema_index_key], local.config_enabled ? [var.config_key] : [], ["${var.spool_prefix}*"])
     }
   }
 

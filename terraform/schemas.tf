@@ -132,7 +132,7 @@ resource "aws_s3_object" "schema_index" {
   count = var.schemas_dir == null ? 0 : 1
 
   bucket       = local.bucket_name
-  key          = "registry/index.json"
+  key          = local.schema_index_key
   content      = jsonencode(local.schema_index)
   content_type = "application/json"
 

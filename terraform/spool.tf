@@ -14,8 +14,8 @@ resource "aws_cloudwatch_event_rule" "replay" {
     # The schema index and the configuration document decide how events are judged and where they go: write access
     # to the spool must not reach them.
     precondition {
-      condition     = !startswith("registry/index.json", var.spool_prefix) && !startswith(var.config_key, var.spool_prefix)
-      error_message = "spool_prefix (\"${var.spool_prefix}\") covers registry/index.json (the schema index) or config_key (\"${var.config_key}\", the configuration document): choose a prefix such as \"spool/\"."
+      condition     = !startswith(local.schema_index_key, var.spool_prefix) && !startswith(var.config_key, var.spool_prefix)
+      error_message = "spool_prefix (\"${var.spool_prefix}\") covers ${local.schema_index_key} (the schema index) or config_key (\"${var.config_key}\", the configuration document): choose a prefix such as \"spool/\"."
     }
   }
 }

@@ -55,8 +55,8 @@ variable "schema_prefix" {
 
   # The schema index publish writes and the configuration document are read as what they are, never as schemas.
   validation {
-    condition     = !startswith("registry/index.json", var.schema_prefix) && !startswith(var.config_key, var.schema_prefix)
-    error_message = "schema_prefix (\"${var.schema_prefix}\") holds registry/index.json (the schema index) or config_key (\"${var.config_key}\", the configuration document): give the schemas a folder of their own, such as \"schemas/\"."
+    condition     = !startswith("registry/${var.schema_prefix}index.json", var.schema_prefix) && !startswith(var.config_key, var.schema_prefix)
+    error_message = "schema_prefix (\"${var.schema_prefix}\") holds registry/${var.schema_prefix}index.json (the schema index) or config_key (\"${var.config_key}\", the configuration document): give the schemas a folder of their own, such as \"schemas/\"."
   }
 
   # Checked here rather than on spool_prefix: validations that referred to each other's variable would form a cycle.

@@ -199,11 +199,11 @@ def test_schema_prefix_without_trailing_slash_is_refused(prefix):
     assert config_error(lambda_env(SCHEMA_PREFIX=prefix)) == f"SCHEMA_PREFIX={prefix!r} must end with '/'"
 
 
-@pytest.mark.parametrize("prefix", ["registry/", ""])
+@pytest.mark.parametrize("prefix", ["registry/", "", "registry/registry/"])
 def test_a_schema_prefix_holding_the_index_is_refused(prefix):
-    """publish writes the index of schema names at registry/index.json, beside the schemas: never among them."""
+    """publish writes the index of schema names at registry/<prefix>index.json, beside the schemas: never among them."""
     assert config_error(lambda_env(SCHEMA_PREFIX=prefix)).startswith(
-        f"SCHEMA_PREFIX={prefix!r} holds the schema index registry/index.json")
+        f"SCHEMA_PREFIX={prefix!r} holds the schema index registry/{prefix}index.json")
 
 
 @pytest.mark.parametrize("value", ["api.segment.io", "ftp://x", "localhost:8080", "https://", "http:///v1/"])

@@ -306,7 +306,7 @@ def test_publishs_index_keeps_every_cached_schema_current_without_a_request_per_
     asked.clear()
     for _ in range(3):
         post(invoke, *events)
-    assert set(asked) == {"registry/index.json"}
+    assert set(asked) == {"registry/schemas/index.json"}
     assert len(segment.events(VALID_KEY)) + len(segment.events(INVALID_KEY)) == 4 * len(events)
 
 

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
-from reflekt_registry.plans import INDEX_KEY, read_index_document
+from reflekt_registry.plans import index_key, read_index_document
 from reflekt_registry.tools.publish import FORCED_METADATA_KEY, find_schemas, main
 from reflekt_registry.tools.publish_plan import plan
 from s3_support import BUCKET
@@ -251,11 +251,11 @@ def test_writes_the_index_of_names_including_schemas_synced_earlier(project, buc
     """Publish after `aws s3 sync`: the index names every schema under the prefix, so the store trusts it alone."""
     bucket.put_object(Bucket=BUCKET, Key="schemas/synced/Order_Refunded/1-0.json", Body=b"{}")
     assert main([str(project), "--bucket", BUCKET]) == 0
-    entries = read_index_document(bucket.get_object(Bucket=BUCKET, Key=INDEX_KEY)["Body"].read(), "schemas/")
+    entries = read_index_document(bucket.get_object(Bucket=BUCKET, Key=index_key("schemas/"))["Body"].read(), "schemas/")
     names = {entry.schema_id: entry.name for entry in entries}
     assert names[TEST_EVENT] == "Test Event" and names["synced/Order_Refunded/1-0.json"] == "Order Refunded"
     assert len(names) == SCHEMA_COUNT + 1
-    assert f"indexed {SCHEMA_COUNT + 1} schemas by name in s3://{BUCKET}/{INDEX_KEY}" in capsys.readouterr().out
+    assert f"indexed {SCHEMA_COUNT + 1} schemas by name in s3://{BUCKET}/{index_key('schemas/')}" in capsys.readouterr().out
 
 
 def test_the_index_records_each_schemas_etag_as_a_get_of_it_answers(project, bucket):
@@ -263,12 +263,21 @@ def test_the_index_records_each_schemas_etag_as_a_get_of_it_answers(project, buc
     schemas it uploaded and for those it found there."""
     bucket.put_object(Bucket=BUCKET, Key="schemas/synced/Order_Refunded/1-0.json", Body=b"{}")
     assert main([str(project), "--bucket", BUCKET]) == 0
-    entries = read_index_document(bucket.get_object(Bucket=BUCKET, Key=INDEX_KEY)["Body"].read(), "schemas/")
+    entries = read_index_document(bucket.get_object(Bucket=BUCKET, Key=index_key("schemas/"))["Body"].read(), "schemas/")
     assert len(entries) == SCHEMA_COUNT + 1
     for entry in entries:
         assert entry.etag == bucket.get_object(Bucket=BUCKET, Key=f"schemas/{entry.schema_id}")["ETag"]
 
 
+def test_registries_under_two_prefixes_of_one_bucket_keep_an_index_each(project, bucket):
+    """Staging and production schemas in one bucket: publishing one never overwrites the other's index."""
+    for prefix in ("staging/", "production/"):
+        assert main([str(project), "--bucket", BUCKET, "--prefix", prefix]) == 0
+    for prefix in ("staging/", "production/"):
+        body = bucket.get_object(Bucket=BUCKET, Key=index_key(prefix))["Body"].read()
+        assert len(read_index_document(body, prefix)) == SCHEMA_COUNT
+
+
 def test_check_writes_no_index(project, bucket):
     assert main([str(project), "--check"]) == 0
-    assert INDEX_KEY not in keys(bucket)
+    assert index_key("schemas/") not in keys(bucket)

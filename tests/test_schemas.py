@@ -25,7 +25,7 @@ from helpers import EXAMPLE_SCHEMAS, TEST_EVENT
 from s3_support import CountingPool
 from reflekt_registry.config import Credentials, S3Endpoint, S3Location
 from reflekt_registry.errors import SchemaStoreUnavailableError
-from reflekt_registry.plans import INDEX_KEY, IndexEntry, entry_from_path, index_document
+from reflekt_registry.plans import IndexEntry, entry_from_path, index_document, index_key
 from reflekt_registry.schemas import (LINEAR_FORMATS, MAX_SCHEMA_ID_LENGTH, MISSING_SCHEMA_TTL_SECONDS, NOT_MODIFIED,
                                       STALE_RETRY_SECONDS, Catalog, CompiledSchema, DirectorySource, Fetched,
                                       S3Source, SchemaStore, UnusableSchema, compile_schema, is_valid_schema_id)
@@ -885,7 +885,7 @@ def test_past_1000_schemas_a_listing_takes_a_request_per_1000(s3, clock):
 
 
 def put_index(s3: Any, entries: list[IndexEntry], prefix: str = "schemas/") -> None:
-    s3.put_object(Bucket=BUCKET, Key=INDEX_KEY, Body=index_document(entries, prefix))
+    s3.put_object(Bucket=BUCKET, Key=index_key(prefix), Body=index_document(entries, prefix))
 
 
 def test_a_published_index_costs_one_conditional_get_per_ttl_whatever_the_number_of_schemas(s3, clock):
@@ -904,7 +904,7 @@ def test_a_published_index_costs_one_conditional_get_per_ttl_whatever_the_number
 @pytest.mark.parametrize("content", [b"{", body({"format": 1, "prefix": "elsewhere/", "schemas": []})])
 def test_an_unusable_index_falls_back_to_the_listing_and_says_why(s3, clock, registry_log, content):
     sync(s3)
-    s3.put_object(Bucket=BUCKET, Key=INDEX_KEY, Body=content)
+    s3.put_object(Bucket=BUCKET, Key=index_key("schemas/"), Body=content)
     store, _ = counted_store(s3, clock)
     assert store.index().size == 3
     assert "schema index is unusable" in registry_log.text
@@ -919,7 +919,7 @@ def test_schema_bodies_are_not_fetched_to_index_them(s3, clock):
 
 def test_a_cached_index_is_served_while_s3_is_down(clock, registry_log):
     fake = FakeS3({f"schemas/{SYNCED[0]}": b"{}"})
-    fake.objects[INDEX_KEY] = index_document([IndexEntry(SYNCED[0], "Order Completed")], "schemas/")
+    fake.objects[index_key("schemas/")] = index_document([IndexEntry(SYNCED[0], "Order Completed")], "schemas/")
     store = SchemaStore(S3Source(S3Location(BUCKET, None, "schemas/"), fake), ttl=60, clock=clock)
     first = store.index()
     fake.fail("503 SlowDown")

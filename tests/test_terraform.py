@@ -239,7 +239,7 @@ CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-
          "route53_zone_id must be a Route 53 hosted zone ID"),
         ({"domain_name": "events.example.com", "certificate_arn": CERTIFICATE_ARN.replace("us-east-1", "eu-west-1")},
          "certificate_arn is in eu-west-1, but the API is in us-east-1"),
-        ({"schema_prefix": "registry/"}, 'schema_prefix ("registry/") holds registry/index.json (the schema index)'),
+        ({"schema_prefix": "registry/"}, 'schema_prefix ("registry/") holds registry/registry/index.json (the schema index)'),
         ({"schema_prefix": "spool/"}, 'schema_prefix ("spool/") and spool_prefix ("spool/") overlap'),
     ],
     ids=["certificate-without-domain", "domain-without-certificate", "domain-with-function-url", "zone-without-domain",

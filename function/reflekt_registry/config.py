@@ -9,7 +9,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .plans import INDEX_KEY
+from .plans import index_key
 
 DEFAULT_SCHEMA_PREFIX = "schemas/"
 DEFAULT_SEGMENT_API_HOST = "https://api.segment.io"
@@ -173,8 +173,8 @@ def _schema_location(env: Mapping[str, str], local: bool) -> S3Location | Path:
         if prefix and not prefix.endswith("/"):
             raise ConfigError(f"SCHEMA_PREFIX={prefix!r} must end with '/'")
         # publish writes the index of schema names beside the schemas: among them it would be read as one.
-        if INDEX_KEY.startswith(prefix):
-            raise ConfigError(f"SCHEMA_PREFIX={prefix!r} holds the schema index {INDEX_KEY}: use a folder of its own, "
+        if index_key(prefix).startswith(prefix):
+            raise ConfigError(f"SCHEMA_PREFIX={prefix!r} holds the schema index {index_key(prefix)}: use a folder of its own, "
                               f"such as {DEFAULT_SCHEMA_PREFIX!r}")
         return S3Location(bucket, _optional(env, "REGISTRY_BUCKET_REGION"), prefix)
     if not local:

@@ -8,8 +8,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-# The schema index publish writes beside the schemas (the bucket's registry/ folder), and the version of its format.
-INDEX_KEY = "registry/index.json"
+# The folder of the bucket where publish writes the index of a prefix's schemas (see index_key), and its format.
+INDEX_FOLDER = "registry/"
 INDEX_FORMAT = 1
 # Reflekt's file layout: <plan>/<Event_Name>/<MAJOR>-<MINOR>.json, versions as its meta-schema spells them.
 VERSION_FILE = re.compile(r"([1-9][0-9]*)-(0|[1-9][0-9]*)\.json")
@@ -100,6 +100,12 @@ def entry_from_document(schema_id: str, document: Any) -> IndexEntry | None:
     if entry is None or not isinstance(declared, str) or not declared:
         return entry
     return entry._replace(name=declared)
+
+
+def index_key(prefix: str) -> str:
+    """Where the index of the schemas under `prefix` lives: registry/schemas/index.json for schemas/. One per prefix,
+    so registries whose schemas share a bucket under different prefixes never overwrite each other's index."""
+    return f"{INDEX_FOLDER}{prefix}index.json"
 
 
 def index_document(entries: Iterable[IndexEntry], prefix: str) -> bytes:

@@ -17,7 +17,7 @@ from .config import S3Location
 from .errors import S3Error, SchemaStoreUnavailableError
 from .log import get_logger
 from .patterns import dangerous_patterns
-from .plans import INDEX_KEY, IndexEntry, SchemaIndex, entry_from_document, entry_from_path, read_index_document
+from .plans import IndexEntry, SchemaIndex, entry_from_document, entry_from_path, index_key, read_index_document
 from .s3 import POOL_CONNECTIONS_PER_HOST, BucketPrefix, NotModified, S3Client
 
 # fastjsonschema compiles these faithfully; it silently ignores keywords of later drafts, so those are refused.
@@ -164,7 +164,7 @@ class S3Source(BucketPrefix):
     def catalog(self, known_version: str | None) -> Catalog | object:
         """The index publish wrote (one conditional GET); without a usable one, a listing of the prefix, whose
         names come from Reflekt's folder layout (one request per 1,000 schemas). Both carry each schema's ETag."""
-        fetched = self._get(INDEX_KEY, known_version)
+        fetched = self._get(index_key(self.location.prefix), known_version)
         if fetched is NOT_MODIFIED:
             return NOT_MODIFIED
         if isinstance(fetched, Fetched):
@@ -174,7 +174,7 @@ class S3Source(BucketPrefix):
                 return Catalog(tuple(e for e in entries if is_valid_schema_id(e.schema_id)), fetched.version)
             except ValueError as e:  # json errors are ValueErrors too
                 log.error("schema index is unusable; listing the schemas instead",
-                          extra={"fields": {"key": INDEX_KEY, "error": str(e)[:200]}})
+                          extra={"fields": {"key": index_key(self.location.prefix), "error": str(e)[:200]}})
         listed = ((entry_from_path(schema_id), etag) for schema_id, etag in self._list())
         return Catalog(tuple(entry._replace(etag=etag) for entry, etag in listed if entry is not None), None)
 

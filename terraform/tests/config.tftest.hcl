@@ -71,7 +71,7 @@ run "three_sources_are_rendered_into_the_document" {
   }
 
   assert {
-    condition     = one([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].condition).values == tolist(["schemas/*", "registry/index.json", "registry/config.json", "spool/*"])
+    condition     = one([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].condition).values == tolist(["schemas/*", "registry/schemas/index.json", "registry/config.json", "spool/*"])
     error_message = "ListBucket must cover the document too, so a missing one is a 404, not a 403."
   }
 }

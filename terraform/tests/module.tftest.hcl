@@ -83,7 +83,7 @@ run "lambda_permissions_stop_at_the_schema_prefix" {
   }
 
   assert {
-    condition     = [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ReadSchemaIndex"][0].resources == toset(["arn:aws:s3:::example-schemas/registry/index.json"])
+    condition     = [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ReadSchemaIndex"][0].resources == toset(["arn:aws:s3:::example-schemas/registry/tracking/schemas/index.json"])
     error_message = "Beyond the schemas, the Lambda reads only the index of their names."
   }
 
@@ -93,7 +93,7 @@ run "lambda_permissions_stop_at_the_schema_prefix" {
       && [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].actions == toset(["s3:ListBucket"])
       && [for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].resources == toset(["arn:aws:s3:::example-schemas"])
       && jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].condition) == jsonencode([
-        { test = "StringLike", values = ["tracking/schemas/*", "registry/index.json", "spool/*"], variable = "s3:prefix" },
+        { test = "StringLike", values = ["tracking/schemas/*", "registry/tracking/schemas/index.json", "spool/*"], variable = "s3:prefix" },
       ])
     )
     error_message = "s3:ListBucket must be granted once, limited by an s3:prefix condition to the schema and spool prefixes and the index."

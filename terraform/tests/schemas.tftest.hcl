@@ -60,8 +60,8 @@ run "publishes_each_schema_under_the_prefix" {
   }
 
   assert {
-    condition     = aws_s3_object.schema_index[0].key == "registry/index.json" && aws_s3_object.schema_index[0].bucket == "example-schemas"
-    error_message = "The index must sit at registry/index.json in the schema bucket."
+    condition     = aws_s3_object.schema_index[0].key == "registry/schemas/index.json" && aws_s3_object.schema_index[0].bucket == "example-schemas"
+    error_message = "The index must sit at registry/<schema_prefix>index.json in the schema bucket, where publish writes it."
   }
 
   assert {

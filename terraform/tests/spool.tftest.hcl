@@ -43,7 +43,7 @@ run "lambda_uses_the_spool_only_under_its_prefix" {
 
   assert {
     condition = jsonencode([for s in data.aws_iam_policy_document.lambda.statement : s if s.sid == "ListOwnPrefixes"][0].condition) == jsonencode([
-      { test = "StringLike", values = ["schemas/*", "registry/index.json", "registry/spool/*"], variable = "s3:prefix" },
+      { test = "StringLike", values = ["schemas/*", "registry/schemas/index.json", "registry/spool/*"], variable = "s3:prefix" },
     ])
     error_message = "s3:ListBucket must reach the spool by its prefix, and nothing beyond it and the schemas."
   }

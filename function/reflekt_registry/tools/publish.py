@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..config import DEFAULT_SCHEMA_PREFIX
-from ..plans import INDEX_KEY, entry_from_document, entry_from_path, index_document
+from ..plans import entry_from_document, entry_from_path, index_document, index_key
 from ..schemas import CompiledSchema, UnusableSchema, compile_schema, dialect_of, is_valid_schema_id
 from .publish_plan import STATUSES, Plan, plan
 
@@ -189,9 +189,9 @@ def _force_reason(text: str) -> str:
 
 
 def _schema_prefix(text: str) -> str:
-    if not text.endswith("/") or text.startswith("/") or INDEX_KEY.startswith(text):
+    if not text.endswith("/") or text.startswith("/") or index_key(text).startswith(text):
         raise argparse.ArgumentTypeError(f"{text!r} must be a folder of the bucket, ending in / (e.g. schemas/), "
-                                         f"that does not hold the index {INDEX_KEY}")
+                                         f"that does not hold the index {index_key(text)}")
     return text
 
 
@@ -212,9 +212,9 @@ def write_index(files: list[SchemaFile], bucket: str, prefix: str, s3: Any = Non
             if key not in entries and is_valid_schema_id(key):
                 entries[key] = entry_from_path(key)
         named = [entry._replace(etag=etags.get(entry.schema_id, "")) for entry in entries.values() if entry is not None]
-        s3.put_object(Bucket=bucket, Key=INDEX_KEY, Body=index_document(named, prefix), ContentType="application/json")
+        s3.put_object(Bucket=bucket, Key=index_key(prefix), Body=index_document(named, prefix), ContentType="application/json")
     except (BotoCoreError, ClientError) as e:
-        raise BucketWriteFailed(f"the schemas are published, but the index s3://{bucket}/{INDEX_KEY} cannot be "
+        raise BucketWriteFailed(f"the schemas are published, but the index s3://{bucket}/{index_key(prefix)} cannot be "
                                 f"written: {e}; run publish again") from e
     return len(named)
 
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     unchanged = len(files) - len(result.uploads)
     print(f"uploaded {len(result.uploads)} schemas to {location}" + (f", {unchanged} unchanged" if unchanged else "")
           + (f", pruned {len(result.prunes)}" if result.prunes else ""))
-    print(f"indexed {named} schemas by name in s3://{args.bucket}/{INDEX_KEY}")
+    print(f"indexed {named} schemas by name in s3://{args.bucket}/{index_key(args.prefix)}")
     return EXIT_OK
 
 
