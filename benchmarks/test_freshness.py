@@ -82,7 +82,7 @@ WAYS: dict[str, Way] = {
     "by schema_id, no index (aws s3 sync): a GET (404) and a LIST per 1,000": Way(no_index, _store),
     "by name, publish's index: its conditional GET": Way(publish_index, _by_name),
     "by name, no index (aws s3 sync): a GET (404) and a LIST per 1,000": Way(no_index, _by_name),
-    "by name, an index without ETags (before 2026-12): + a conditional GET per schema": Way(index_without_etags, _by_name),
+    "by name, an index without ETags (older publish): + a conditional GET per schema": Way(index_without_etags, _by_name),
 }
 
 
