@@ -932,6 +932,13 @@ def test_a_cached_index_is_served_while_s3_is_down(clock, registry_log):
         empty.index()
 
 
+def test_a_folder_schema_nested_past_the_parsers_limit_is_indexed_by_its_path(tmp_path, clock):
+    """json.loads raises RecursionError, not a ValueError, on such a file: the walk must not fail every event."""
+    write(tmp_path, "shop/Deep_Event/1-0.json", "[" * 100_000)
+    index = SchemaStore(DirectorySource(tmp_path), ttl=60, clock=clock).index()
+    assert index.resolve("Deep Event", None, ()).schema_id == "shop/Deep_Event/1-0.json"
+
+
 def test_a_folder_is_indexed_by_self_name_skipping_what_fetch_would_refuse(tmp_path, clock):
     root = tmp_path / "schemas"
     write(root, "shop/Order_Completed/1-0.json", reflekt_body("shop/Order_Completed/1-0.json", "Order Completed ✓"))
