@@ -684,6 +684,19 @@ def test_prefetch_confirms_expired_schemas_with_one_catalog_request(clock):
     assert source.requests == 1 + len(ids)
 
 
+def test_prefetch_asks_the_catalog_once_even_when_the_batch_starts_with_an_unknown_id(clock):
+    """An unknown id is cached without a version, so refreshing it first asks no catalog: the one refreshed alone
+    must be one the catalog can vouch for."""
+    ids = [f"t/Thing_{n}/1-0.json" for n in range(8)]
+    source = FakeSource(dict.fromkeys(ids, STRING_SCHEMA), lists_versions=True, concurrency=4)
+    store = SchemaStore(source, ttl=60, clock=clock)
+    store.prefetch(["t/Unknown/1-0.json", *ids])
+    clock.advance(60)
+    source.before_catalog = lambda: time.sleep(0.05)
+    store.prefetch(["t/Unknown/1-0.json", *ids])
+    assert source.catalogs == 1
+
+
 def answers(store: SchemaStore, ids: list[str], prefetch: bool) -> list[Any]:
     """What get answers for each id, after a prefetch of them all or not; an outage ends the batch, as it ends a
     request."""

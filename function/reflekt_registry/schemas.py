@@ -255,12 +255,14 @@ class SchemaStore:
         from concurrent.futures import ThreadPoolExecutor  # only a cold or expired batch of several gets here
 
         with self._lock:
-            first_cached = next((schema_id for schema_id in due if schema_id in self._cache), None)
-            if first_cached is not None:  # never fails: a cached schema is served stale in an outage
-                # Refreshed first, alone: it asks the catalog once for every cached one, which the workers would
-                # each ask at the same time.
-                self._refresh(first_cached)
-                due.remove(first_cached)
+            # Refreshed first, alone, a cached schema with a version (an unknown id has none): it asks the catalog
+            # once for every cached one, which the workers would each ask at the same time. It never fails: a
+            # cached schema is served stale in an outage.
+            first_vouchable = next((schema_id for schema_id in due
+                                    if (entry := self._cache.get(schema_id)) is not None and entry.version), None)
+            if first_vouchable is not None:
+                self._refresh(first_vouchable)
+                due.remove(first_vouchable)
             with ThreadPoolExecutor(workers, thread_name_prefix="schemas") as pool:
                 failures = [failure for failure in pool.map(self._refresh_or_failure, due) if failure is not None]
         if failures:
