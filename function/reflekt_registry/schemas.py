@@ -226,6 +226,9 @@ class SchemaStore:
         self._cache: dict[str, _Entry] = {}
         self._index: _Entry | None = None
         self._lock = threading.Lock()
+        # Taken inside _lock, or alone by prefetch's workers, which may all find the index due at once: one asks the
+        # source, the others find its answer.
+        self._index_lock = threading.Lock()
 
     def get(self, schema_id: str) -> Schema:
         entry = self._cache.get(schema_id)
@@ -255,14 +258,6 @@ class SchemaStore:
         from concurrent.futures import ThreadPoolExecutor  # only a cold or expired batch of several gets here
 
         with self._lock:
-            # Refreshed first, alone, a cached schema with a version (an unknown id has none): it asks the catalog
-            # once for every cached one, which the workers would each ask at the same time. It never fails: a
-            # cached schema is served stale in an outage.
-            first_vouchable = next((schema_id for schema_id in due
-                                    if (entry := self._cache.get(schema_id)) is not None and entry.version), None)
-            if first_vouchable is not None:
-                self._refresh(first_vouchable)
-                due.remove(first_vouchable)
             with ThreadPoolExecutor(workers, thread_name_prefix="schemas") as pool:
                 failures = [failure for failure in pool.map(self._refresh_or_failure, due) if failure is not None]
         if failures:
@@ -317,23 +312,24 @@ class SchemaStore:
         return version is not None and self._refresh_index().versions.get(schema_id) == version
 
     def _refresh_index(self) -> Indexed:
-        entry = self._index
-        now = self.clock()
-        if entry is not None and now < entry.expires:
-            return entry.value
-        try:
-            catalog = self.source.catalog(entry.version if entry else None)
-        except SchemaStoreUnavailableError as e:
-            return self._stale(entry, now, e, "schema index", {"source": str(self.source)})
-        if catalog is NOT_MODIFIED and entry is not None:
-            entry.expires = now + self.ttl
-            return entry.value
-        assert isinstance(catalog, Catalog)
-        indexed = Indexed.of(catalog)
-        log.info("indexed schemas", extra={"fields": {
-            "source": str(self.source), "schemas": indexed.index.size, "version": catalog.version}})
-        self._index = _Entry(indexed, catalog.version, now + self.ttl)
-        return indexed
+        with self._index_lock:
+            entry = self._index
+            now = self.clock()
+            if entry is not None and now < entry.expires:
+                return entry.value
+            try:
+                catalog = self.source.catalog(entry.version if entry else None)
+            except SchemaStoreUnavailableError as e:
+                return self._stale(entry, now, e, "schema index", {"source": str(self.source)})
+            if catalog is NOT_MODIFIED and entry is not None:
+                entry.expires = now + self.ttl
+                return entry.value
+            assert isinstance(catalog, Catalog)
+            indexed = Indexed.of(catalog)
+            log.info("indexed schemas", extra={"fields": {
+                "source": str(self.source), "schemas": indexed.index.size, "version": catalog.version}})
+            self._index = _Entry(indexed, catalog.version, now + self.ttl)
+            return indexed
 
     def _stale(self, entry: _Entry | None, now: float, error: SchemaStoreUnavailableError, what: str,
                fields: dict[str, str]) -> Any:
